@@ -1,0 +1,1 @@
+"""jointly.protocols.psi."""
