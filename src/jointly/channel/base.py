@@ -151,9 +151,7 @@ class Channel:
         for name in targets:
             self._endpoint.send_bytes(name, full, data)
 
-    def gather(
-        self, tag: str, *, frm: Iterable[str] | None = None, timeout: float | None = None
-    ) -> dict[str, object]:
+    def gather(self, tag: str, *, frm: Iterable[str] | None = None, timeout: float | None = None) -> dict[str, object]:
         """Receive one value under ``tag`` from every peer (or from ``frm``)."""
         sources = self.peers if frm is None else tuple(frm)
         return {name: self.recv(name, tag, timeout=timeout) for name in sources}

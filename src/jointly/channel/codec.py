@@ -91,7 +91,7 @@ def _default(obj: Any) -> Any:
             return _pack_bigvec(obj)
         if obj.dtype.kind not in _ALLOWED_KINDS:
             raise CodecError(f"numpy dtype {obj.dtype} cannot cross the wire")
-        arr = np.ascontiguousarray(obj)
+        arr = obj if obj.flags.c_contiguous else obj.copy(order="C")  # ascontiguousarray would make 0-d 1-d
         header = [arr.dtype.str, list(arr.shape)]
         return msgpack.ExtType(_EXT_NDARRAY, msgpack.packb(header) + arr.tobytes())
     if isinstance(obj, np.generic):

@@ -1,0 +1,109 @@
+"""The benchmark contract shared by every script in benchmarks/.
+
+``python benchmarks/NAME.py [--quick] [--datasets a,b]`` writes
+``benchmarks/results/NAME.json``: a list of rows
+``{task, dataset, system, params, metric, value, seconds, bytes_sent, peak_mb}``,
+one per system measured (ours and each peer, same data, same run), plus a
+markdown table ``NAME.md`` next to it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+RESULTS = Path(__file__).resolve().parent / "results"
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+@dataclass
+class Row:
+    task: str
+    dataset: str
+    system: str
+    metric: str
+    value: float
+    seconds: float
+    bytes_sent: int
+    peak_mb: float
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+def parse_args(name: str, datasets: Sequence[str], quick: Sequence[str]) -> tuple[argparse.Namespace, list[str]]:
+    parser = argparse.ArgumentParser(prog=f"benchmarks/{name}.py")
+    parser.add_argument("--quick", action="store_true", help=f"small sets only ({', '.join(quick)})")
+    parser.add_argument("--datasets", default=None, help=f"comma-separated subset of {', '.join(datasets)}")
+    args = parser.parse_args()
+    chosen = list(quick) if args.quick else list(datasets)
+    if args.datasets:
+        chosen = [d.strip() for d in args.datasets.split(",") if d.strip()]
+        unknown = [d for d in chosen if d not in datasets]
+        if unknown:
+            parser.error(f"unknown datasets {unknown}; known: {', '.join(datasets)}")
+    return args, chosen
+
+
+def peak_mb_of(pids: Iterable[int]) -> float:
+    """Sum of the peak resident sizes (VmHWM) of the given processes and their live children."""
+    import psutil
+
+    total_kb = 0
+    seen: set[int] = set()
+    for pid in pids:
+        try:
+            procs = [psutil.Process(pid), *psutil.Process(pid).children(recursive=True)]
+        except psutil.NoSuchProcess:
+            continue
+        for proc in procs:
+            if proc.pid in seen:
+                continue
+            seen.add(proc.pid)
+            total_kb += _vmhwm_kb(proc.pid)
+    return total_kb / 1024
+
+
+def _vmhwm_kb(pid: int) -> int:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    except OSError:
+        return 0
+    return 0
+
+
+def self_peak_mb() -> float:
+    return _vmhwm_kb(os.getpid()) / 1024
+
+
+def write_results(name: str, rows: list[Row], *, ratio_metric: str = "seconds") -> Path:
+    """Write NAME.json (the contract) and NAME.md (a table with ours-vs-peer ratios)."""
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    out = RESULTS / f"{name}.json"
+    tmp = out.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps([asdict(r) for r in rows], indent=2) + "\n")
+    tmp.replace(out)
+    lines = [
+        f"# {name} benchmark",
+        "",
+        f"Machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}.",
+        "",
+        "| task | dataset | system | metric | value | seconds | bytes sent | peak MB | ours ÷ peer (seconds) |",
+        "|---|---|---|---|---:|---:|---:|---:|---:|",
+    ]
+    ours = {(r.task, r.dataset): r for r in rows if r.system == "jointly"}
+    for r in rows:
+        base = ours.get((r.task, r.dataset))
+        ratio = f"{base.seconds / r.seconds:.2f}" if base and r.system != "jointly" and r.seconds > 0 else ""
+        lines.append(
+            f"| {r.task} | {r.dataset} | {r.system} | {r.metric} | {r.value:.4g} | {r.seconds:.2f} | "
+            f"{r.bytes_sent:,} | {r.peak_mb:.0f} | {ratio} |"
+        )
+    (RESULTS / f"{name}.md").write_text("\n".join(lines) + "\n")
+    return out

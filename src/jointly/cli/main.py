@@ -1,0 +1,194 @@
+"""The ``jointly`` command line: thin commands over the runtime and the node."""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import sys
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from jointly import __version__
+from jointly.cli.progress import JobProgressView
+from jointly.config.federation import Federation, init_federation
+from jointly.config.job import JobSpec
+from jointly.errors import JointlyError
+from jointly.runtime.client import JobClient, JobOutcome
+
+console = Console(stderr=False)
+err_console = Console(stderr=True)
+
+
+def main() -> None:
+    """Entry point: runs the CLI and maps jointly errors to exit codes."""
+    try:
+        cli(standalone_mode=False)
+    except JointlyError as exc:
+        err_console.print(f"[red]error:[/] {exc}")
+        sys.exit(exc.exit_code)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except click.Abort:
+        err_console.print("aborted")
+        sys.exit(130)
+
+
+@click.group()
+@click.version_option(__version__, prog_name="jointly")
+def cli() -> None:
+    """jointly: compute on data you cannot share."""
+
+
+@cli.command()
+@click.option("--parties", required=True, help="Comma-separated party names, e.g. bank,telco.")
+@click.option("--dir", "directory", type=click.Path(path_type=Path), required=True, help="Directory to create.")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Host name or IP every party listens on.")
+@click.option("--ports", default=None, help="Comma-separated ports, one per party (default: free ports).")
+@click.option("--name", default="jointly", show_default=True, help="Federation name.")
+def init(parties: str, directory: Path, host: str, ports: str | None, name: str) -> None:
+    """Create a federation: a CA, a TLS certificate and a signing key per party, and federation.yaml."""
+    names = [p.strip() for p in parties.split(",") if p.strip()]
+    port_list = [int(p) for p in ports.split(",")] if ports else None
+    path = init_federation(names, directory, host=host, ports=port_list, name=name)
+    fed = Federation.load(path)
+    table = Table(title=f"federation {fed.name!r} ({path})")
+    table.add_column("party")
+    table.add_column("address")
+    table.add_column("certificate")
+    for party in fed.party_names:
+        entry = fed.party(party)
+        table.add_row(party, entry.address, str(entry.cert))
+    console.print(table)
+    console.print("Give each party its own directory; keep ca/ca-key.pem offline.")
+
+
+@cli.group()
+def node() -> None:
+    """Run a party's node."""
+
+
+@node.command("start")
+@click.option("--party", required=True, help="The party this node serves.")
+@click.option("--federation", "federation_path", type=click.Path(path_type=Path, exists=True), required=True)
+@click.option("--workdir", type=click.Path(path_type=Path), default=None, help="Job records and outputs.")
+@click.option("--data-dir", type=click.Path(path_type=Path), default=None, help="Relative data paths start here.")
+@click.option("--bind-host", default=None, help="Listen on this host instead of the federation address's host.")
+@click.option("--heartbeat-interval", type=float, default=1.0, show_default=True)
+@click.option("--peer-dead-after", type=float, default=10.0, show_default=True)
+@click.option("--workers", type=int, default=None, help="Worker processes for crypto (default: all cores).")
+@click.option("--log-level", default="INFO", show_default=True)
+def node_start(
+    party: str,
+    federation_path: Path,
+    workdir: Path | None,
+    data_dir: Path | None,
+    bind_host: str | None,
+    heartbeat_interval: float,
+    peer_dead_after: float,
+    workers: int | None,
+    log_level: str,
+) -> None:
+    """Run PARTY's node until interrupted (SIGINT/SIGTERM)."""
+    from jointly.node.service import Node
+
+    logging.basicConfig(
+        level=getattr(logging, log_level.upper(), logging.INFO),
+        format=f"%(asctime)s {party} %(name)s %(levelname)s %(message)s",
+    )
+    fed = Federation.load(federation_path)
+    the_node = Node(
+        fed,
+        party,
+        workdir=(workdir or Path(f"jointly-node-{party}")).resolve(),
+        data_dir=(data_dir or Path.cwd()).resolve(),
+        heartbeat_interval=heartbeat_interval,
+        peer_dead_after=peer_dead_after,
+        bind_host=bind_host,
+        workers=workers,
+    )
+
+    def _stop(signum: int, frame: FrameType | None) -> None:
+        the_node._stopping.set()
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    the_node.start()
+    console.print(f"node [bold]{party}[/] serving on port {the_node.server.port}")
+    the_node.wait()
+    the_node.stop()
+
+
+def _follow(client: JobClient, job_id: str, parties: list[str], *, quiet: bool = False) -> JobOutcome:
+    if quiet:
+        return client.watch(job_id, parties)
+    with JobProgressView(console) as view:
+        return client.watch(job_id, parties, on_update=view.update)
+
+
+def _report(outcome: JobOutcome, as_party: str) -> None:
+    own = outcome.views.get(as_party) or {}
+    failure = outcome.failure()
+    if failure is not None and not outcome.succeeded:
+        raise failure
+    console.print(f"[green]job {outcome.job_id} succeeded[/]")
+    result: dict[str, Any] = own.get("result") or {}
+    console.print_json(json.dumps(result))
+    if own.get("output_dir"):
+        console.print(f"outputs of {as_party}: {own['output_dir']}")
+
+
+@cli.command()
+@click.argument("job_file", type=click.Path(path_type=Path, exists=True))
+@click.option("--federation", "federation_path", type=click.Path(path_type=Path, exists=True), required=True)
+@click.option("--as", "as_party", required=True, help="Submit as this party (uses its certificate).")
+@click.option("--detach", is_flag=True, help="Print the job id and return without following the job.")
+def run(job_file: Path, federation_path: Path, as_party: str, detach: bool) -> None:
+    """Submit JOB_FILE to AS_PARTY's node and follow it on every party's node."""
+    spec = JobSpec.load(job_file)
+    fed = Federation.load(federation_path)
+    with JobClient(fed, as_party) as client:
+        job_id = client.submit(spec)
+        console.print(f"submitted job [bold]{job_id}[/]")
+        if detach:
+            return
+        _report(_follow(client, job_id, list(spec.party_names)), as_party)
+
+
+@cli.command()
+@click.argument("job_id")
+@click.option("--federation", "federation_path", type=click.Path(path_type=Path, exists=True), required=True)
+@click.option("--as", "as_party", required=True, help="Ask as this party (uses its certificate).")
+def status(job_id: str, federation_path: Path, as_party: str) -> None:
+    """Show a job's state on every party's node."""
+    fed = Federation.load(federation_path)
+    with JobClient(fed, as_party) as client:
+        own = client.status(as_party, job_id)
+        table = Table(title=f"job {job_id}")
+        for col in ("party", "state", "stage", "error"):
+            table.add_column(col)
+        for party in own["spec"]["parties"]:
+            try:
+                view = own if party == as_party else client.status(party, job_id)
+                err = view.get("error")
+                text = f"{err['party']} in {err['stage']}: {err['reason']}" if err else ""
+                table.add_row(party, view["state"], view.get("stage", ""), text)
+            except JointlyError as exc:
+                table.add_row(party, "unreachable", "", str(exc))
+        console.print(table)
+
+
+@cli.command()
+@click.option("--dir", "root", type=click.Path(path_type=Path), default=Path("runs"), show_default=True)
+@click.option("--workers", type=int, default=None, help="Worker processes per party for crypto.")
+def demo(root: Path, workers: int | None) -> None:
+    """Run the demo: a local two-party federation computes a private set intersection."""
+    from jointly.cli.demo import run_demo
+
+    run_demo(root, console, workers=workers)
