@@ -1,0 +1,75 @@
+"""Small synthetic demo tables shipped with jointly (package data in ``jointly/data/bundled/``).
+
+A bank (``bank_customers.csv``) and a telco (``telco_subscribers.csv``) whose
+customer lists overlap in exactly :data:`EXPECTED_OVERLAP` customers, keyed by
+:data:`ID_COLUMN`.  The files were made once by :func:`generate_demo_tables`
+and are committed; a unit test checks that regenerating them gives the same bytes.
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+
+from jointly.data.io import atomic_write_bytes, atomic_write_text
+from jointly.data.synthetic import customer_table, overlapping_ids
+
+__all__ = [
+    "BANK_COLUMNS",
+    "BANK_ROWS",
+    "DEMO_FILES",
+    "DEMO_SEED",
+    "EXPECTED_OVERLAP",
+    "ID_COLUMN",
+    "TELCO_COLUMNS",
+    "TELCO_ROWS",
+    "bundled_bytes",
+    "demo_psi_tables",
+    "generate_demo_tables",
+]
+
+#: the id column of both demo tables
+ID_COLUMN = "customer_id"
+#: how many customers the bank and the telco have in common
+EXPECTED_OVERLAP = 600
+BANK_ROWS = 2_000
+TELCO_ROWS = 1_500
+DEMO_SEED = 20_240_601
+BANK_COLUMNS = ("age", "income", "balance")
+TELCO_COLUMNS = ("monthly_spend", "tenure_months")
+#: party name -> file name inside the package's ``bundled/`` directory
+DEMO_FILES = {"bank": "bank_customers.csv", "telco": "telco_subscribers.csv"}
+
+
+def bundled_bytes(name: str) -> bytes:
+    """The bytes of one bundled file, e.g. ``bundled_bytes("bank_customers.csv")``."""
+    if name not in DEMO_FILES.values():
+        raise FileNotFoundError(f"no bundled file {name!r}; have {sorted(DEMO_FILES.values())}")
+    return resources.files("jointly.data").joinpath("bundled", name).read_bytes()
+
+
+def demo_psi_tables(directory: Path) -> dict[str, Path]:
+    """Copy the two demo CSVs into ``directory`` (created if needed, files written atomically).
+
+    Returns ``{"bank": path, "telco": path}``.  Existing files of the same name are replaced.
+    """
+    return {
+        party: atomic_write_bytes(Path(directory) / name, bundled_bytes(name)) for party, name in DEMO_FILES.items()
+    }
+
+
+def generate_demo_tables(directory: Path, *, seed: int = DEMO_SEED) -> dict[str, Path]:
+    """Regenerate the demo CSVs into ``directory``: how the bundled files were made.
+
+    ``generate_demo_tables(Path("src/jointly/data/bundled"))`` rewrites the committed files.
+    """
+    bank_ids, telco_ids = overlapping_ids(BANK_ROWS, TELCO_ROWS, EXPECTED_OVERLAP, seed=seed)
+    frames = {
+        "bank": customer_table(bank_ids, seed=seed, columns=BANK_COLUMNS, id_column=ID_COLUMN),
+        "telco": customer_table(telco_ids, seed=seed + 1, columns=TELCO_COLUMNS, id_column=ID_COLUMN),
+    }
+    out: dict[str, Path] = {}
+    for party, frame in frames.items():
+        text = frame.to_csv(index=False, lineterminator="\n")
+        out[party] = atomic_write_text(Path(directory) / DEMO_FILES[party], text)
+    return out
