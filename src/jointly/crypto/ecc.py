@@ -37,8 +37,9 @@ import multiprocessing
 import os
 import secrets
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 
 import gmpy2
 import numpy as np
@@ -238,6 +239,22 @@ def shutdown_pools() -> None:
 atexit.register(shutdown_pools)
 
 
+def _in_pool(workers: int, fn: Callable[..., bytes], chunks: Sequence[tuple[object, ...]]) -> bytes:
+    """Run ``fn`` on every chunk in the pool and join the results in order.
+
+    A pool whose worker died is dropped, so the next call starts a fresh one.
+    """
+    pool = _pool(workers)
+    try:
+        futures = [pool.submit(fn, *args) for args in chunks]
+        return b"".join(f.result() for f in futures)
+    except BrokenProcessPool as exc:
+        with _POOL_LOCK:
+            if _POOLS.get(workers) is pool:
+                del _POOLS[workers]
+        raise JointlyError(f"a curve-arithmetic worker process died: {exc}") from exc
+
+
 def _chunk_bounds(n: int, workers: int) -> list[tuple[int, int]]:
     size = max(_INLINE_MAX // 2, math.ceil(n / (workers * _CHUNKS_PER_WORKER)))
     return [(lo, min(lo + size, n)) for lo in range(0, n, size)]
@@ -258,18 +275,14 @@ def _run_hash(secret: bytes | None, ids: Sequence[bytes], dst: bytes, workers: i
         out = _hash_chunk(secret, dst, blob, lengths_u32.tobytes())
     else:
         offsets = np.concatenate(([0], np.cumsum(lengths)))
-        bounds = _chunk_bounds(n, w)
-        futures = [
-            _pool(w).submit(
-                _hash_chunk,
-                secret,
-                dst,
-                blob[int(offsets[lo]) : int(offsets[hi])],
-                lengths_u32[lo:hi].tobytes(),
-            )
-            for lo, hi in bounds
-        ]
-        out = b"".join(f.result() for f in futures)
+        out = _in_pool(
+            w,
+            _hash_chunk,
+            [
+                (secret, dst, blob[int(offsets[lo]) : int(offsets[hi])], lengths_u32[lo:hi].tobytes())
+                for lo, hi in _chunk_bounds(n, w)
+            ],
+        )
     return np.frombuffer(out, dtype=f"S{POINT_BYTES}").copy()
 
 
@@ -352,11 +365,8 @@ class EcdhKey:
         if w == 1 or n <= _INLINE_MAX:
             out = _reencrypt_chunk(self._secret, blob)
         else:
-            futures = [
-                _pool(w).submit(_reencrypt_chunk, self._secret, blob[lo * POINT_BYTES : hi * POINT_BYTES])
-                for lo, hi in _chunk_bounds(n, w)
-            ]
-            out = b"".join(f.result() for f in futures)
+            chunks = [(self._secret, blob[lo * POINT_BYTES : hi * POINT_BYTES]) for lo, hi in _chunk_bounds(n, w)]
+            out = _in_pool(w, _reencrypt_chunk, chunks)
         result = np.frombuffer(out, dtype=f"S{POINT_BYTES}").copy()
         bad = _zero_rows(result)
         if len(bad):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pickle
+import time
 
 import numpy as np
 import pytest
@@ -10,8 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from jointly.crypto import ecc
-from jointly.crypto.ecc import A, P, EcdhKey
-from jointly.errors import ConfigError, ProtocolViolation
+from jointly.crypto.ecc import A, EcdhKey, P
+from jointly.errors import ConfigError, JointlyError, ProtocolViolation
 
 # RFC 9380, Appendix K.3: expand_message_xmd(SHA-512), DST "QUUX-V01-CS02-with-expander-SHA512-256".
 XMD_DST = b"QUUX-V01-CS02-with-expander-SHA512-256"
@@ -139,7 +140,7 @@ def test_hashed_points_are_on_the_curve_and_deterministic(msg: bytes) -> None:
 def test_elligator2_maps_every_field_element_onto_the_curve(u: int) -> None:
     x = ecc.map_to_curve_elligator2(u)
     assert _is_square(x**3 + A * x * x + x)
-    assert ecc.map_to_curve_elligator2(P - u) == x  # the map is even in u
+    assert ecc.map_to_curve_elligator2(-u % P) == x  # the map is even in u
 
 
 def test_map_to_curve_rejects_values_outside_the_field() -> None:
@@ -238,3 +239,21 @@ def test_the_process_pool_gives_the_same_answers_and_never_forks() -> None:
     bad[650] = _u_bytes(1)
     with pytest.raises(ProtocolViolation, match="position 650"):
         b.reencrypt(bad, workers=2)
+
+
+def test_a_dead_worker_fails_the_call_and_the_next_call_gets_a_fresh_pool() -> None:
+    ids = [f"pooled-{i}".encode() for i in range(600)]
+    key = EcdhKey.generate()
+    expected = key.hash_encrypt(ids, workers=1)
+    key.hash_encrypt(ids, workers=2)  # make sure the pool and its workers are up
+    pool = ecc._POOLS[2]
+    victim = next(iter(pool._processes.values()))  # a worker this test's pool started
+    victim.kill()
+    victim.join(10)
+    deadline = time.monotonic() + 10
+    while not pool._broken and time.monotonic() < deadline:  # the executor notices the death on its own thread
+        time.sleep(0.01)
+    with pytest.raises(JointlyError, match="worker process died"):
+        key.hash_encrypt(ids, workers=2)
+    assert (key.hash_encrypt(ids, workers=2) == expected).all()
+    assert ecc._POOLS[2] is not pool

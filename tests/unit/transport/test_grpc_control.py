@@ -105,3 +105,15 @@ def test_control_client_needs_its_party_key(federation: Federation) -> None:
     entry.key.unlink()  # as on a partner's machine
     with pytest.raises(ConfigError, match="TLS key"):
         ControlClient(federation, "bank", "telco")
+
+
+def test_control_client_finds_a_node_that_came_up_after_a_failed_call(
+    make_server: ServerFactory, federation: Federation
+) -> None:
+    telco = make_server("telco", control=control, start=False)
+    with ControlClient(federation, "bank", "telco") as client:
+        with pytest.raises(TransportError, match="unreachable"):
+            client.call("echo", 1, timeout=2)
+        telco.start()
+        # gRPC alone would keep failing fast with the cached "connection refused" for a while
+        assert client.call("echo", 2, timeout=2) == {"caller": "bank", "payload": 2}

@@ -10,6 +10,7 @@ import pytest
 from jointly.channel import Channel
 from jointly.config.federation import Federation
 from jointly.errors import ProtocolAborted, TransportError
+from jointly.transport.grpc import GrpcEndpoint
 from jointly.transport.grpc.client import PeerLink
 from jointly.transport.grpc.envelope import FAILED, SUCCEEDED, UNKNOWN, Heartbeat, JobState
 from tests.unit.transport.conftest import FAST, ServerFactory
@@ -149,3 +150,29 @@ def test_closed_endpoint_refuses_use_and_stop_ends_all_threads(make_server: Serv
     time.sleep(0.3)
     leftover = [t for t in threading.enumerate() if t.ident not in before and t.name.startswith("heartbeat")]
     assert leftover == []
+
+
+def test_heartbeats_find_a_peer_node_that_starts_late(make_server: ServerFactory) -> None:
+    bank = make_server("bank", heartbeat_interval=0.1, peer_dead_after=4.0)
+    # telco heartbeats once (at open), so only bank's own heartbeats can keep telco alive in bank's eyes
+    telco = make_server("telco", start=False, heartbeat_interval=60.0, peer_dead_after=120.0)
+    eb = bank.open_job("j1", JOB)
+    telco.open_job("j1", JOB)
+    time.sleep(1.5)  # bank's heartbeats to telco fail meanwhile: its channel is in reconnect backoff
+    telco.start()
+    time.sleep(3.0)  # past bank's peer_dead_after since the job opened
+    eb.check()
+
+
+def test_sending_to_a_peer_that_already_failed_names_that_peer(
+    make_server: ServerFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bank, telco = make_server("bank"), make_server("telco")
+    et = telco.open_job("j1", JOB)
+    et.enter_stage("load")
+    et.close(succeeded=False)  # telco failed before bank even opened the job
+    monkeypatch.setattr(GrpcEndpoint, "start", lambda self: None)  # no heartbeats: the send alone must find out
+    eb = bank.open_job("j1", JOB)
+    with pytest.raises(ProtocolAborted) as info:
+        eb.send_bytes("telco", "points", b"x")
+    assert (info.value.party, info.value.stage) == ("telco", "load")

@@ -43,6 +43,8 @@ at the blinder; ``K = c * k_0 * ... * k_m-1``.
    others' sets), pads it with random curve points (``H(r)^t`` for random
    ``r`` and a throwaway key ``t``, indistinguishable from real values) to
    ``D = min_j |X_j|``, a public number, shuffles it and sends it to the blinder.
+   The ``D`` padding points are made before ``I'`` is known, so the time this
+   takes does not depend on ``|I'|`` either.
 3. *own*: ``C``'s set travels ``C -> O_0 -> ... -> O_m-1 -> C`` as ``H(x)^c``; each
    applies its key and the blinder also ``s``, so it comes back as
    ``H(x)^(K s)``: in ``C``'s order in intersection mode, shuffled at every hop in
@@ -66,8 +68,11 @@ What each party learns with three or more parties:
   separately.  It never learns which ids are in those sub-intersections, and
   learns nothing about how its own ids meet any single other set;
 * a party that is not a receiver (the blinder included): nothing beyond the set
-  sizes.  Every value it sees lacks at least one other party's key, and the
-  padded ``I'`` it blinds always has the public size ``D``.
+  sizes.  It never holds two sets under the same keys: every set it relays
+  lacks at least one other party's key, and the padded ``I'`` the blinder raises
+  to ``s`` has the public size ``D`` and carries the leader's key ``c``, which
+  nothing else the blinder holds does.  (With ``m >= 2`` the blinder is never the
+  last hop of the leader's set, which would let it count matches.)
 
 Security model: semi-honest (honest-but-curious) parties that do not collude;
 colluding parties can pool their keys.  A malformed message, a point that is
@@ -103,8 +108,9 @@ VERSION = 1
 MAX_SET = 1 << 40
 
 TASK_ENCRYPT = "psi: encrypt own ids"
-_NO_PROGRESS = NullProgress()
 TASK_MATCH = "psi: match"
+TASK_PADDING = "psi: prepare padding"
+_NO_PROGRESS = NullProgress()
 
 
 @message("jointly.psi.ecdh.Hello")
@@ -181,7 +187,7 @@ def run_ecdh_psi(
         config=config,
         progress=progress,
         key=EcdhKey.generate(),
-        ids=[canon[int(i)] for i in order],
+        ids=[canon[i] for i in order.tolist()],
         sizes=sizes,
         batch=batch,
     )
@@ -192,7 +198,7 @@ def run_ecdh_psi(
         return PsiResult(party=job.me, mode=config.mode, size=outcome, intersection=None)
     if outcome is None:  # pragma: no cover - a receiver always gets an outcome
         raise ProtocolViolation("no PSI outcome for a receiver")
-    mine = sorted_ids([given[int(order[j])] for j in np.flatnonzero(outcome)])
+    mine = sorted_ids([given[order[j]] for j in np.flatnonzero(outcome).tolist()])
     return PsiResult(party=job.me, mode=config.mode, size=len(mine), intersection=mine)
 
 
@@ -380,6 +386,8 @@ def _follow(job: _Job, roles: _Roles) -> np.ndarray | int | None:
 
     own = job.ch.sub("own")
     blinding = EcdhKey.generate() if me == roles.blinder else None
+    # the blinder is the first hop and, as m >= 2, never the last: the last hop holds the leader's
+    # set under K*s, and must not also see I'^s
     first, last = me == roles.blinder, me == roles.others[-1]
 
     def hop_own(points: np.ndarray) -> np.ndarray:
@@ -433,6 +441,13 @@ def _lead(job: _Job, roles: _Roles) -> np.ndarray | int:
     me = job.me
     own = job.ch.sub("own")
     _encrypt_own(job, own, roles.blinder)
+    # padding for the candidates, made while the others run the ring and before |I'| is known, so that
+    # how long it takes says nothing about |I'|
+    job.ch.sub("padding")
+    d = _padding_size(job, roles)
+    job.progress.update(TASK_PADDING, 0, d)
+    dummies = EcdhKey.generate().hash_encrypt([secrets.token_bytes(16) for _ in range(d)], workers=job.config.workers)
+    job.progress.update(TASK_PADDING, d, d)
 
     # ring: receive every other set from its last hop and apply our key
     ring = job.ch.sub("ring")
@@ -464,12 +479,7 @@ def _lead(job: _Job, roles: _Roles) -> np.ndarray | int:
         if owner != base:
             keep &= np.isin(short[base], short[owner])
     candidates = full[keep]
-    d = _padding_size(job, roles)
-    dummies = EcdhKey.generate().hash_encrypt(
-        [secrets.token_bytes(16) for _ in range(d - len(candidates))], workers=job.config.workers
-    )
-    order = secure_permutation(d)
-    padded = np.concatenate([candidates, dummies])[order]
+    padded = np.concatenate([candidates, dummies[: d - len(candidates)]])[secure_permutation(d)]
     blind = job.ch.sub("blind")
     _send_all(job, blind, roles.blinder, padded, job.spans(me, d))
 

@@ -12,6 +12,8 @@ Nothing from the reply is executed or unpickled: payloads use the safe codec.
 
 from __future__ import annotations
 
+import time
+
 import grpc
 
 from jointly import errors
@@ -55,13 +57,22 @@ _ERROR_FIELDS: dict[type[JointlyError], tuple[str, ...]] = {
 
 
 class PeerLink:
-    """A mutual-TLS channel from ``as_party`` to ``peer``'s node (whose certificate must name ``peer``)."""
+    """A mutual-TLS channel from ``as_party`` to ``peer``'s node (whose certificate must name ``peer``).
+
+    gRPC does not reconnect a channel that failed while its calls do not wait for readiness; callers
+    either pass ``wait_for_ready=True`` after a failure (the data path) or :meth:`reconnect` (control calls).
+    """
 
     def __init__(self, federation: Federation, as_party: str, peer: str, *, address: str | None = None) -> None:
         federation.party(peer)
         self.as_party = as_party
         self.peer = peer
-        self.channel = secure_channel(federation, as_party, peer, address=address)
+        self._federation = federation
+        self._address = address
+        self._connect()
+
+    def _connect(self) -> None:
+        self.channel = secure_channel(self._federation, self.as_party, self.peer, address=self._address)
         self.send = self.channel.stream_unary(
             SEND_METHOD, request_serializer=pack, response_deserializer=deserializer(Ack)
         )
@@ -71,6 +82,12 @@ class PeerLink:
         self.control = self.channel.unary_unary(
             CONTROL_METHOD, request_serializer=pack, response_deserializer=deserializer(ControlReply)
         )
+
+    def reconnect(self) -> None:
+        """Replace the channel by a fresh one (cancels calls in flight on the old one)."""
+        old = self.channel
+        self._connect()
+        old.close()
 
     def close(self) -> None:
         self.channel.close()
@@ -127,24 +144,28 @@ def remote_error(reply: ControlReply, peer: str) -> JointlyError:
     return TransportError(f"node {peer!r} failed: {reply.error_type}: {reply.error_message}")
 
 
-def call_control(link: PeerLink, method: str, payload: object, *, timeout: float) -> object:
-    """Call ``method`` on ``link.peer``'s node as ``link.as_party``; return the decoded reply."""
+def _control_request(method: str, payload: object) -> ControlRequest:
     if not isinstance(method, str) or not method or len(method) > MAX_NAME:
         raise ConfigError(f"invalid control method name {method!r}")
-    body = encode(payload, max_bytes=MAX_CONTROL_BYTES)
-    what = f"control call {method!r}"
-    try:
-        reply = link.control(ControlRequest(method, body), timeout=timeout)
-    except grpc.RpcError as exc:
-        raise rpc_failure(exc, link.peer, what) from None
+    return ControlRequest(method, encode(payload, max_bytes=MAX_CONTROL_BYTES))
+
+
+def _control_result(reply: object, peer: str, what: str) -> object:
     if isinstance(reply, Malformed):
-        raise TransportError(f"{what}: node {link.peer!r} sent a malformed reply: {reply.reason}")
+        raise TransportError(f"{what}: node {peer!r} sent a malformed reply: {reply.reason}")
+    if not isinstance(reply, ControlReply):
+        raise TransportError(f"{what}: node {peer!r} sent an unexpected reply")
     if not reply.ok:
-        raise remote_error(reply, link.peer)
+        raise remote_error(reply, peer)
     try:
         return decode(reply.value, max_bytes=MAX_CONTROL_BYTES)
     except CodecError as exc:
-        raise TransportError(f"{what}: node {link.peer!r} sent an undecodable reply: {exc}") from None
+        raise TransportError(f"{what}: node {peer!r} sent an undecodable reply: {exc}") from None
+
+
+def _retry_fresh(exc: grpc.RpcError) -> bool:
+    """Whether a failed call may succeed on a fresh connection (the node was down, now maybe up)."""
+    return bool(exc.code() == grpc.StatusCode.UNAVAILABLE and not is_handshake_failure(exc.details()))
 
 
 class ControlClient:
@@ -160,8 +181,27 @@ class ControlClient:
         self._link = PeerLink(federation, as_party, target, address=address)
 
     def call(self, method: str, payload: object, *, timeout: float = 10.0) -> object:
-        """Call a control method; the node's JointlyError is re-raised here, anything else is TransportError."""
-        return call_control(self._link, method, payload, timeout=timeout)
+        """Call a control method; the node's JointlyError is re-raised here, anything else is TransportError.
+
+        Not retried except once on a fresh connection when the node was unreachable, so a node that
+        came up since the last call is found at once (control methods may not be idempotent, but an
+        unreachable node never received the first attempt).
+        """
+        request = _control_request(method, payload)
+        what = f"control call {method!r}"
+        deadline = time.monotonic() + timeout
+        try:
+            reply = self._link.control(request, timeout=timeout)
+        except grpc.RpcError as exc:
+            remaining = deadline - time.monotonic()
+            if not _retry_fresh(exc) or remaining <= 0:
+                raise rpc_failure(exc, self.target, what) from None
+            self._link.reconnect()
+            try:
+                reply = self._link.control(request, timeout=remaining)
+            except grpc.RpcError as again:
+                raise rpc_failure(again, self.target, what) from None
+        return _control_result(reply, self.target, what)
 
     def close(self) -> None:
         self._link.close()

@@ -47,6 +47,7 @@ MessageHook = Callable[[str, str, str, bytes], None]
 _RETRY_CODES = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.NOT_FOUND)  # NOT_FOUND: job not open there yet
 _MAX_BACKOFF = 1.0
 _PUSH_TIMEOUT = 2.0
+_POLL = 0.1
 
 DELIVERED, DUPLICATE, CLOSED = "delivered", "duplicate", "closed"
 
@@ -93,6 +94,8 @@ class GrpcEndpoint(Endpoint):
         self._joined: set[str] = set()  # peers that reported the job running at least once
         self._done: set[str] = set()  # peers that finished the job successfully
         self._peer_stage: dict[str, str] = {}
+        self._unreachable: set[str] = set()  # peers whose last heartbeat failed
+        self._last_error: dict[str, str] = {}  # the last informative connection error per peer
         self._thread = threading.Thread(target=self._heartbeat_loop, name=f"heartbeat-{party}-{job_id}", daemon=True)
 
     # -- state ------------------------------------------------------------------------------
@@ -173,24 +176,34 @@ class GrpcEndpoint(Endpoint):
         deadline = time.monotonic() + timeout
         backoff = 0.05
         last = "no attempt"
+        wait_for_ready = False  # the first attempt reports connection problems precisely; later ones reconnect
         while True:
             self._raise_if_over()
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise TransportError(f"could not deliver {tag!r} to {to!r} within {timeout:g}s: {last}")
             try:
-                reply = self._links(to).send(self._frames(to, tag, data), timeout=remaining)
+                future = self._links(to).send.future(
+                    self._frames(to, tag, data), timeout=remaining, wait_for_ready=wait_for_ready
+                )
+                reply = self._await(future)
             except grpc.RpcError as exc:
                 code, details = exc.code(), exc.details()
                 if code in (grpc.StatusCode.PERMISSION_DENIED, grpc.StatusCode.UNAUTHENTICATED):
                     raise rpc_failure(exc, to, f"sending {tag!r}") from None
                 self._raise_if_over()  # e.g. we cut the message short because the job failed meanwhile
                 if code in _RETRY_CODES and not is_handshake_failure(details):
+                    if code == grpc.StatusCode.UNAVAILABLE:
+                        wait_for_ready = True
                     last = f"{code.name}: {details}"
                     self._ended.wait(min(backoff, max(remaining, 0.0)))
                     backoff = min(backoff * 2, _MAX_BACKOFF)
                     continue
-                if code == grpc.StatusCode.FAILED_PRECONDITION:
+                if code == grpc.StatusCode.DEADLINE_EXCEEDED:
+                    raise TransportError(f"could not deliver {tag!r} to {to!r} within {timeout:g}s: {last}") from None
+                if code == grpc.StatusCode.FAILED_PRECONDITION:  # the peer has closed the job: how did it end?
+                    self._heartbeat_round([to], min(_PUSH_TIMEOUT, max(remaining, 0.1)))
+                    self._raise_if_over()
                     raise TransportError(f"{to!r} has already closed job {self.job_id}: {details}") from None
                 raise rpc_failure(exc, to, f"sending {tag!r}") from None
             if isinstance(reply, Malformed):
@@ -200,6 +213,19 @@ class GrpcEndpoint(Endpoint):
             self._stats["bytes_sent"] += len(data)
             self._stats["messages_sent"] += 1
         self._notify("sent", to, tag, data)
+
+    def _await(self, future: grpc.Future) -> object:
+        """The future's result; cancels it and raises as soon as the job fails or closes meanwhile."""
+        while True:
+            try:
+                return future.result(timeout=_POLL)
+            except grpc.FutureTimeoutError:
+                if self._ended.is_set():
+                    future.cancel()
+                    self._raise_if_over()
+            except grpc.FutureCancelledError:
+                self._raise_if_over()
+                raise TransportError(f"sending to a peer of job {self.job_id} was cancelled") from None
 
     # -- receiving --------------------------------------------------------------------------
     def recv_bytes(self, frm: str, tag: str, timeout: float) -> bytes:
@@ -281,13 +307,14 @@ class GrpcEndpoint(Endpoint):
         now = time.monotonic()
         with self._cond:
             silent = [
-                (p, now - self._alive[p], p in self._joined, self._peer_stage.get(p))
+                (p, now - self._alive[p], p in self._joined, self._peer_stage.get(p), self._last_error.get(p))
                 for p in self.peers
                 if p not in self._done and now - self._alive[p] > self.peer_dead_after
             ]
-        for peer, quiet, joined, stage in silent:
+        for peer, quiet, joined, stage, error in silent:
             what = "unreachable" if joined else "not in the job (unreachable or never opened it)"
-            self._fail(peer, stage or self.stage, f"{peer!r} {what} for {quiet:.1f}s")
+            detail = f" (last error: {error})" if error else ""
+            self._fail(peer, stage or self.stage, f"{peer!r} {what} for {quiet:.1f}s{detail}")
             return
 
     def _heartbeat_timeout(self) -> float:
@@ -297,8 +324,12 @@ class GrpcEndpoint(Endpoint):
         request = Heartbeat(self.job_id, self.state())
         futures = []
         for peer in peers:
+            # after a failure, wait for readiness: that is what makes gRPC reconnect to a node that came back
+            ready = peer in self._unreachable
             try:
-                futures.append((peer, self._links(peer).heartbeat.future(request, timeout=timeout)))
+                futures.append(
+                    (peer, self._links(peer).heartbeat.future(request, timeout=timeout, wait_for_ready=ready))
+                )
             except (ValueError, RuntimeError, TransportError) as exc:  # channel closed by stop()
                 log.debug("heartbeat to %s not sent: %s", peer, exc)
         for peer, future in futures:
@@ -307,9 +338,16 @@ class GrpcEndpoint(Endpoint):
             except grpc.RpcError as exc:
                 if exc.code() in (grpc.StatusCode.PERMISSION_DENIED, grpc.StatusCode.UNAUTHENTICATED):
                     self._fail(peer, self.stage, f"{peer!r} refuses this party in job {self.job_id}: {exc.details()}")
+                    continue
+                with self._cond:
+                    self._unreachable.add(peer)
+                    if exc.code() != grpc.StatusCode.DEADLINE_EXCEEDED:
+                        self._last_error[peer] = clip(str(exc.details()), 300)
                 continue
             except grpc.FutureCancelledError:
                 continue
+            with self._cond:
+                self._unreachable.discard(peer)
             if isinstance(reply, Malformed):
                 log.warning("job %s: malformed heartbeat reply from %s: %s", self.job_id, peer, reply.reason)
                 continue

@@ -39,7 +39,7 @@ import grpc
 from jointly.channel.codec import DEFAULT_MAX_MESSAGE_BYTES, decode, encode
 from jointly.config.federation import Federation, join_address, split_address
 from jointly.errors import CodecError, ConfigError, JointlyError, TransportError
-from jointly.transport.grpc.client import PeerLink, call_control, error_reply
+from jointly.transport.grpc.client import ControlClient, PeerLink, error_reply
 from jointly.transport.grpc.endpoint import CLOSED, DUPLICATE, GrpcEndpoint
 from jointly.transport.grpc.envelope import (
     DEFAULT_CHUNK_BYTES,
@@ -222,7 +222,11 @@ class PeerServer:
     # -- control calls out -----------------------------------------------------------------
     def call(self, peer: str, method: str, payload: object, *, timeout: float = 10.0) -> object:
         """Call a control method on ``peer``'s node, authenticated as this party."""
-        return call_control(self._link(peer), method, payload, timeout=timeout)
+        with self._lock:
+            if self._stopped:
+                raise TransportError(f"the peer server of {self.party!r} is stopped")
+        with ControlClient(self.federation, self.party, peer) as client:  # own channel: never blocks the data path
+            return client.call(method, payload, timeout=timeout)
 
     # -- the service ------------------------------------------------------------------------
     def _service(self) -> grpc.GenericRpcHandler:

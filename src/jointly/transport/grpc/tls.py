@@ -25,9 +25,10 @@ from jointly.config.federation import Federation
 from jointly.transport.grpc.envelope import MAX_FRAME_BYTES
 
 #: gRPC reconnects a broken channel with exponential backoff; cap it so a restarted peer is found again quickly.
+#: Never set ``grpc.min_reconnect_backoff_ms``: gRPC also uses it as the connect timeout (TLS handshake included),
+#: and a small value makes every reconnect time out.
 _RECONNECT_OPTIONS: list[tuple[str, Any]] = [
     ("grpc.initial_reconnect_backoff_ms", 100),
-    ("grpc.min_reconnect_backoff_ms", 100),
     ("grpc.max_reconnect_backoff_ms", 1000),
 ]
 
