@@ -23,12 +23,11 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from _common import Row, parse_args, peak_mb_of, self_peak_mb, write_results
 from jointly.config.federation import init_federation
+from jointly.config.job import JobSpec
 from jointly.data.io import write_table
 from jointly.data.synthetic import overlapping_ids
-
-from _common import Row, parse_args, peak_mb_of, self_peak_mb, write_results
-from jointly.config.job import JobSpec
 from jointly.runtime.client import JobClient
 from jointly.runtime.launcher import LocalFederation
 
@@ -149,7 +148,8 @@ def main() -> None:
         if peer is not None:
             rows.append(peer)
             print(
-                f"  openmined-psi  {peer.seconds:8.2f} s  {peer.bytes_sent / 1e6:9.1f} MB sent  peak {peer.peak_mb:7.0f} MB"
+                f"  openmined-psi  {peer.seconds:8.2f} s  {peer.bytes_sent / 1e6:9.1f} MB sent"
+                f"  peak {peer.peak_mb:7.0f} MB"
             )
     out = write_results("psi", rows)
     print(f"wrote {out}")

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+
 from jointly.config.federation import Federation
 from jointly.data.bundled import EXPECTED_OVERLAP
 

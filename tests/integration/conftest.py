@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from jointly.config.federation import init_federation
 
+from jointly.config.federation import init_federation
 from jointly.config.job import JobSpec
 from jointly.runtime.client import JobClient, JobOutcome
 from jointly.runtime.launcher import LocalFederation

@@ -8,8 +8,8 @@ import time
 
 import pandas as pd
 import pytest
-from jointly.config.federation import Federation, init_federation
 
+from jointly.config.federation import Federation, init_federation
 from jointly.errors import JointlyError
 from jointly.runtime.client import JobClient
 from jointly.runtime.launcher import LocalFederation
@@ -139,7 +139,7 @@ def test_a_malformed_file_fails_the_job_cleanly_everywhere(
     assert "DataError" in telco["error"]["reason"] and bad.name in telco["error"]["reason"]
     assert problem.lower() in telco["error"]["reason"].lower()
     # the partner names the party and stage that failed
-    assert bank["error"]["party"] == "telco" and bank["error"]["stage"] == "load"
+    assert bank["error"]["party"] == "telco" and bank["error"]["stage"] == "load", bank["error"]
     # nothing half-written on either side
     for party in ("bank", "telco"):
         job_dir = two_parties.workdir(party) / "jobs" / outcome.job_id

@@ -83,7 +83,7 @@ def _default(obj: Any) -> Any:
     if isinstance(obj, bool | float | str | bytes):
         return obj
     if isinstance(obj, int) or (_MPZ and isinstance(obj, _MPZ)):
-        return msgpack.ExtType(_EXT_BIGINT, _pack_int(int(obj)))
+        return msgpack.ExtType(_EXT_BIGINT, _pack_int(int(obj)))  # type: ignore[call-overload]
     if isinstance(obj, np.ndarray):
         if obj.dtype == object:
             if not all(isinstance(v, int) or (_MPZ and isinstance(v, _MPZ)) for v in obj.flat):
@@ -116,7 +116,7 @@ def encode(value: object, *, max_bytes: int = DEFAULT_MAX_MESSAGE_BYTES) -> byte
         raise CodecError(f"cannot encode value: {exc}") from exc
     if len(data) > max_bytes:
         raise MessageTooLarge(f"message of {len(data)} bytes is over the limit of {max_bytes}")
-    return data
+    return bytes(data)
 
 
 class _Decoder:

@@ -56,12 +56,12 @@ def run_demo(root: Path, console: Console, *, workers: int | None = None) -> dic
     for col in ("party", "input rows", "intersection", "bytes sent", "output"):
         table.add_column(col)
     for party, result in results.items():
-        view = outcome.views[party] or {}
+        status = outcome.views[party] or {}
         table.add_row(
             party,
             str(result["input_rows"]),
             str(result.get("intersection_size", "-")),
-            f"{view.get('bytes_sent', 0):,}",
+            f"{status.get('bytes_sent', 0):,}",
             str(local.workdir(party) / "jobs" / job_id / "output"),
         )
     console.print(table)

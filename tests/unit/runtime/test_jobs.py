@@ -34,7 +34,9 @@ def _write(tmp_path: Path) -> None:
 
 def _runner(spec: JobSpec, tmp_path: Path):  # type: ignore[no-untyped-def]
     def run(ch: Channel) -> dict[str, object]:
-        ctx = PartyContext(spec=spec, party=ch.party, job_id="j1", data_dir=tmp_path, progress=NullProgress(), workers=1)
+        ctx = PartyContext(
+            spec=spec, party=ch.party, job_id="j1", data_dir=tmp_path, progress=NullProgress(), workers=1
+        )
         return run_party(ctx, ch, tmp_path / ch.party / "output")
 
     return run
@@ -57,7 +59,7 @@ def test_bad_data_fails_in_the_load_stage_and_leaves_nothing(tmp_path: Path) -> 
     (tmp_path / "telco.csv").write_text("id\nx\nx\n")
     spec = _spec(["bank", "telco"])
     hub = MemoryHub(["bank", "telco"])
-    with pytest.raises(DataError, match="telco.csv"):
+    with pytest.raises(DataError, match=r"telco\.csv"):
         hub.run({p: _runner(spec, tmp_path) for p in ("bank", "telco")})
     for party in ("bank", "telco"):
         assert not (tmp_path / party / "output").exists()

@@ -176,3 +176,48 @@ def test_sending_to_a_peer_that_already_failed_names_that_peer(
     with pytest.raises(ProtocolAborted) as info:
         eb.send_bytes("telco", "points", b"x")
     assert (info.value.party, info.value.stage) == ("telco", "load")
+
+
+class _Reply:
+    """A heartbeat future whose answer arrives after the peer has joined meanwhile."""
+
+    def __init__(self, before_answer: object, reply: JobState) -> None:
+        self.before_answer, self.reply = before_answer, reply
+
+    def result(self) -> JobState:
+        self.before_answer()  # type: ignore[operator]
+        return self.reply
+
+
+class _Link:
+    def __init__(self, future: _Reply) -> None:
+        self.heartbeat = self
+        self._future = future
+
+    def future(self, request: Heartbeat, timeout: float, wait_for_ready: bool) -> _Reply:
+        return self._future
+
+
+def test_an_unknown_reply_from_a_peer_that_joined_meanwhile_is_not_a_loss() -> None:
+    """The peer opens the job while our heartbeat is in flight: it answers "unknown job", then reports running."""
+    endpoint: GrpcEndpoint
+    future = _Reply(lambda: endpoint.observe("bank", JobState("running", "start")), JobState(UNKNOWN))
+    endpoint = GrpcEndpoint(
+        "j1",
+        "telco",
+        JOB,
+        links=lambda peer: _Link(future),  # type: ignore[arg-type,return-value]
+        on_close=lambda e: None,
+        max_message_bytes=1 << 20,
+        heartbeat_interval=1.0,
+        peer_dead_after=5.0,
+        chunk_bytes=1 << 16,
+    )
+    endpoint._heartbeat_round(["bank"], 1.0)
+    assert not endpoint.closed
+    endpoint.check()  # no failure recorded
+    # once joined, an "unknown job" answer does mean the peer lost the job
+    future.before_answer = lambda: None
+    endpoint._heartbeat_round(["bank"], 1.0)
+    with pytest.raises(ProtocolAborted, match="no longer knows"):
+        endpoint.check()

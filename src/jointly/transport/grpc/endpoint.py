@@ -322,6 +322,10 @@ class GrpcEndpoint(Endpoint):
 
     def _heartbeat_round(self, peers: Sequence[str], timeout: float) -> None:
         request = Heartbeat(self.job_id, self.state())
+        with self._cond:
+            # a reply of "unknown job" only means a peer lost the job if it had joined before we asked:
+            # a peer that opens the job while our request is in flight answers "unknown" yet is fine
+            joined_before = set(self._joined)
         futures = []
         for peer in peers:
             # after a failure, wait for readiness: that is what makes gRPC reconnect to a node that came back
@@ -350,6 +354,8 @@ class GrpcEndpoint(Endpoint):
                 self._unreachable.discard(peer)
             if isinstance(reply, Malformed):
                 log.warning("job %s: malformed heartbeat reply from %s: %s", self.job_id, peer, reply.reason)
+                continue
+            if reply.status == UNKNOWN and peer not in joined_before:
                 continue
             self.observe(peer, reply)
 
