@@ -82,9 +82,10 @@ class Channel:
     >>> ch.sub("psi").recv("telco", "points/0")        # same message  # doctest: +SKIP
     """
 
-    def __init__(self, endpoint: Endpoint, namespace: str = "") -> None:
+    def __init__(self, endpoint: Endpoint, namespace: str = "", scope: tuple[str, ...] | None = None) -> None:
         self._endpoint = endpoint
         self._namespace = namespace
+        self._scope = scope
 
     # -- identity ---------------------------------------------------------------
     @property
@@ -94,8 +95,10 @@ class Channel:
 
     @property
     def parties(self) -> tuple[str, ...]:
-        """Every party of the job, in the job's order (this one included)."""
-        return self._endpoint.parties
+        """Every party of the job (or of this view's scope), in the job's order, this one included."""
+        if self._scope is None:
+            return self._endpoint.parties
+        return tuple(p for p in self._endpoint.parties if p in self._scope)
 
     @property
     def peers(self) -> tuple[str, ...]:
@@ -114,7 +117,20 @@ class Channel:
             raise ConfigError(f"invalid channel namespace {name!r}")
         ns = f"{self._namespace}{TAG_SEPARATOR}{name}" if self._namespace else name
         self._endpoint.enter_stage(ns)
-        return Channel(self._endpoint, ns)
+        return Channel(self._endpoint, ns, self._scope)
+
+    def among(self, parties: Iterable[str]) -> Channel:
+        """A view limited to ``parties`` (this one included): a sub-protocol run by some of the job's parties.
+
+        ``parties``/``peers`` of the view list only them, and messages to or from any other party are refused.
+        """
+        names = tuple(parties)
+        unknown = [p for p in names if p not in self.parties]
+        if unknown:
+            raise ConfigError(f"{unknown} are not parties of this job (parties: {', '.join(self.parties)})")
+        if self.party not in names:
+            raise ConfigError(f"a view among {names} must include this party {self.party!r}")
+        return Channel(self._endpoint, self._namespace, names)
 
     def _tag(self, tag: str) -> str:
         if not tag:

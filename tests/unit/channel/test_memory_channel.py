@@ -116,3 +116,26 @@ def test_check_raises_after_abort() -> None:
     time.sleep(0.05)
     with pytest.raises(ProtocolAborted, match="boom"):
         ch.check()
+
+
+def test_a_view_among_some_parties_runs_a_sub_protocol_between_them() -> None:
+    hub = MemoryHub(["guest", "host", "arbiter"])
+
+    def data_party(ch: Channel) -> object:
+        among = ch.among(["guest", "host"]).sub("align")
+        assert among.parties == ("guest", "host") and among.peers == tuple(p for p in ("guest", "host") if p != ch.party)
+        with pytest.raises(ConfigError, match="not a party"):
+            among.send("arbiter", "x", 1)
+        among.broadcast("hello", ch.party)  # reaches only the other data party
+        return among.gather("hello")
+
+    def arbiter(ch: Channel) -> object:
+        with pytest.raises(ConfigError, match="must include this party"):
+            ch.among(["guest", "host"])
+        with pytest.raises(ConfigError, match="not parties"):
+            ch.among(["arbiter", "nobody"])
+        return ch.among(["arbiter"]).peers
+
+    out = hub.run({"guest": data_party, "host": data_party, "arbiter": arbiter})
+    assert out == {"guest": {"host": "host"}, "host": {"guest": "guest"}, "arbiter": ()}
+    assert {(src, dst) for src, dst, _tag, _data in hub.log} == {("guest", "host"), ("host", "guest")}
