@@ -13,7 +13,7 @@ import argparse
 import json
 import os
 import platform
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,8 +35,15 @@ class Row:
     params: dict[str, Any] = field(default_factory=dict)
 
 
-def parse_args(name: str, datasets: Sequence[str], quick: Sequence[str]) -> tuple[argparse.Namespace, list[str]]:
+def parse_args(
+    name: str,
+    datasets: Sequence[str],
+    quick: Sequence[str],
+    extra: Callable[[argparse.ArgumentParser], None] | None = None,
+) -> tuple[argparse.Namespace, list[str]]:
     parser = argparse.ArgumentParser(prog=f"benchmarks/{name}.py")
+    if extra is not None:
+        extra(parser)
     parser.add_argument("--quick", action="store_true", help=f"small sets only ({', '.join(quick)})")
     parser.add_argument("--datasets", default=None, help=f"comma-separated subset of {', '.join(datasets)}")
     args = parser.parse_args()
@@ -82,7 +89,7 @@ def self_peak_mb() -> float:
     return _vmhwm_kb(os.getpid()) / 1024
 
 
-def write_results(name: str, rows: list[Row], *, ratio_metric: str = "seconds") -> Path:
+def write_results(name: str, rows: list[Row], *, ratio_metric: str = "seconds", notes: Sequence[str] = ()) -> Path:
     """Write NAME.json (the contract) and NAME.md (a table with ours-vs-peer ratios)."""
     RESULTS.mkdir(parents=True, exist_ok=True)
     out = RESULTS / f"{name}.json"
@@ -105,5 +112,7 @@ def write_results(name: str, rows: list[Row], *, ratio_metric: str = "seconds") 
             f"| {r.task} | {r.dataset} | {r.system} | {r.metric} | {r.value:.4g} | {r.seconds:.2f} | "
             f"{r.bytes_sent:,} | {r.peak_mb:.0f} | {ratio} |"
         )
+    if notes:
+        lines += ["", *notes]
     (RESULTS / f"{name}.md").write_text("\n".join(lines) + "\n")
     return out

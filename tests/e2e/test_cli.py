@@ -48,7 +48,15 @@ def test_demo_runs_end_to_end(tmp_path: Path) -> None:
     (run_dir,) = (tmp_path / "runs").iterdir()
     summary = json.loads((run_dir / "result.json").read_text())
     for party in ("bank", "telco"):
-        assert summary["results"][party]["intersection_size"] == EXPECTED_OVERLAP
+        assert summary["psi"]["results"][party]["intersection_size"] == EXPECTED_OVERLAP
+    vertical = summary["vertical"]["results"]
+    hospital, lab = vertical["hospital"], vertical["lab"]
+    assert hospital["aligned_rows"] == lab["aligned_rows"] == 502  # the patients both hold
+    assert hospital["metrics"]["auc"] > 0.9 and "baseline" in hospital
+    assert "metrics" not in lab and "baseline" not in lab  # the lab learns no scores
+    scoring = summary["vertical"]["scoring"]
+    assert scoring["hospital"]["scored_rows"] == 502 and "predictions_file" not in scoring["lab"]
+    assert "joint" in proc.stdout
     assert "succeeded" in proc.stdout or "done" in proc.stdout
 
 

@@ -1,4 +1,11 @@
-"""``jointly demo``: a bank and a telco find their common customers without showing each other the rest."""
+"""``jointly demo``: two joint jobs end to end, every party a separate node process on loopback.
+
+* ``psi``: a bank and a telco find their common customers without showing each other the rest.
+* ``vertical``: a hospital (diagnoses and some measurements) and a laboratory (other
+  measurements of partly the same patients) align their patients by PSI and train a
+  SecureBoost model together; the hospital's joint model is compared with the model it
+  could train alone, then scores patients with both parties online.
+"""
 
 from __future__ import annotations
 
@@ -14,20 +21,61 @@ from rich.table import Table
 from jointly.cli.progress import JobProgressView
 from jointly.config.federation import init_federation
 from jointly.config.job import JobSpec
-from jointly.data.bundled import ID_COLUMN, demo_psi_tables
+from jointly.data.bundled import (
+    ID_COLUMN,
+    VERTICAL_ID_COLUMN,
+    VERTICAL_LABEL,
+    demo_psi_tables,
+    demo_vertical_tables,
+)
 from jointly.data.io import atomic_write_json
-from jointly.runtime.client import JobClient
+from jointly.runtime.client import JobClient, JobOutcome
 from jointly.runtime.launcher import LocalFederation
 
+DEMOS = ("psi", "vertical")
+#: the vertical demo's model: small enough to train in seconds on two cores with 2048-bit Paillier
+DEMO_SECUREBOOST = {"n_trees": 5, "max_depth": 3, "learning_rate": 0.3, "max_bins": 16}
 
-def run_demo(root: Path, console: Console, *, workers: int | None = None) -> dict[str, Any]:
-    """Create a federation, start each party's node as a process, run PSI, print and save the result."""
+
+def run_demo(
+    root: Path, console: Console, *, workers: int | None = None, only: tuple[str, ...] = DEMOS
+) -> dict[str, Any]:
+    """Run the chosen demos, each in its own local federation; print and save the results."""
     run_dir = (root / f"demo-{time.strftime('%Y%m%d-%H%M%S')}").resolve()
     run_dir.mkdir(parents=True, exist_ok=False)
-    console.print(
-        Panel.fit(f"jointly demo: private set intersection between a bank and a telco\nrun directory: {run_dir}")
-    )
-    fed_path = init_federation(["bank", "telco"], run_dir / "federation", name="demo")
+    summary: dict[str, Any] = {"run_dir": str(run_dir)}
+    if "psi" in only:
+        summary["psi"] = _psi_demo(run_dir / "psi", console, workers)
+    if "vertical" in only:
+        summary["vertical"] = _vertical_demo(run_dir / "vertical", console, workers)
+    atomic_write_json(run_dir / "result.json", summary)
+    console.print(f"[green]done[/]: results written to {run_dir / 'result.json'}")
+    return summary
+
+
+def _run(local: LocalFederation, console: Console, spec: JobSpec, as_party: str) -> tuple[str, JobOutcome]:
+    with JobClient(local.federation, as_party) as client:
+        job_id = client.submit(spec)
+        console.print(f"submitted job [bold]{job_id}[/] as {as_party}")
+        with JobProgressView(console) as view:
+            outcome = client.watch(job_id, list(spec.party_names), on_update=view.update)
+    failure = outcome.failure()
+    if not outcome.succeeded and failure is not None:
+        raise failure
+    return job_id, outcome
+
+
+def _results(local: LocalFederation, spec: JobSpec, job_id: str) -> dict[str, dict[str, Any]]:
+    # the demo plays every party, so it may read each party's own outputs from its node directory
+    return {
+        party: json.loads((local.workdir(party) / "jobs" / job_id / "output" / "result.json").read_text())
+        for party in spec.party_names
+    }
+
+
+def _psi_demo(run_dir: Path, console: Console, workers: int | None) -> dict[str, Any]:
+    console.print(Panel.fit(f"private set intersection between a bank and a telco\nrun directory: {run_dir}"))
+    fed_path = init_federation(["bank", "telco"], run_dir / "federation", name="demo-psi")
     tables = demo_psi_tables(run_dir / "data")
     spec = JobSpec.from_dict(
         {
@@ -39,33 +87,75 @@ def run_demo(root: Path, console: Console, *, workers: int | None = None) -> dic
     )
     with LocalFederation(fed_path, run_dir, data_dir=run_dir / "data", workers=workers) as local:
         console.print(f"started nodes: {', '.join(f'{p} (pid {pr.pid})' for p, pr in local.processes.items())}")
-        with JobClient(local.federation, "bank") as client:
-            job_id = client.submit(spec)
-            console.print(f"submitted job [bold]{job_id}[/] as bank")
-            with JobProgressView(console) as view:
-                outcome = client.watch(job_id, list(spec.party_names), on_update=view.update)
-        failure = outcome.failure()
-        if not outcome.succeeded and failure is not None:
-            raise failure
-        # the demo plays every party, so it may read each party's own outputs from its node directory
-        results = {}
-        for party in spec.party_names:
-            out = local.workdir(party) / "jobs" / job_id / "output"
-            results[party] = json.loads((out / "result.json").read_text())
-    table = Table(title=f"job {job_id}")
-    for col in ("party", "input rows", "intersection", "bytes sent", "output"):
-        table.add_column(col)
-    for party, result in results.items():
-        status = outcome.views[party] or {}
-        table.add_row(
-            party,
-            str(result["input_rows"]),
-            str(result.get("intersection_size", "-")),
-            f"{status.get('bytes_sent', 0):,}",
-            str(local.workdir(party) / "jobs" / job_id / "output"),
-        )
+        job_id, outcome = _run(local, console, spec, "bank")
+        results = _results(local, spec, job_id)
+        table = Table(title=f"job {job_id}")
+        for col in ("party", "input rows", "intersection", "bytes sent", "output"):
+            table.add_column(col)
+        for party, result in results.items():
+            status = outcome.views[party] or {}
+            table.add_row(
+                party,
+                str(result["input_rows"]),
+                str(result.get("intersection_size", "-")),
+                f"{status.get('bytes_sent', 0):,}",
+                str(local.workdir(party) / "jobs" / job_id / "output"),
+            )
     console.print(table)
-    summary = {"job_id": job_id, "run_dir": str(run_dir), "results": results}
-    atomic_write_json(run_dir / "result.json", summary)
-    console.print(f"[green]done[/]: result written to {run_dir / 'result.json'}")
-    return summary
+    return {"job_id": job_id, "results": results}
+
+
+def _vertical_demo(run_dir: Path, console: Console, workers: int | None) -> dict[str, Any]:
+    console.print(
+        Panel.fit(
+            "vertical SecureBoost: a hospital (diagnoses + 10 measurements) and a lab (20 other measurements)\n"
+            f"align their patients by PSI and train one model; run directory: {run_dir}"
+        )
+    )
+    fed_path = init_federation(["hospital", "lab"], run_dir / "federation", name="demo-vertical")
+    tables = demo_vertical_tables(run_dir / "data")
+    parties: dict[str, dict[str, Any]] = {
+        "hospital": {"data": str(tables["hospital"]), "id_column": VERTICAL_ID_COLUMN, "label": VERTICAL_LABEL},
+        "lab": {"data": str(tables["lab"]), "id_column": VERTICAL_ID_COLUMN},
+    }
+    spec = JobSpec.from_dict(
+        {
+            "name": "demo-diagnosis",
+            "kind": "secureboost",
+            "parties": parties,
+            "vertical": {"test_fraction": 0.3, "seed": 7},
+            "secureboost": DEMO_SECUREBOOST,
+        }
+    )
+    with LocalFederation(fed_path, run_dir, data_dir=run_dir / "data", workers=workers) as local:
+        console.print(f"started nodes: {', '.join(f'{p} (pid {pr.pid})' for p, pr in local.processes.items())}")
+        job_id, outcome = _run(local, console, spec, "hospital")
+        results = _results(local, spec, job_id)
+        guest = results["hospital"]
+        joint, alone = guest["metrics"], guest.get("baseline", {})
+        table = Table(title=f"job {job_id}: held-out patients ({guest['test_rows']} of {guest['aligned_rows']})")
+        for col in ("model", "AUC", "KS", "accuracy", "log loss"):
+            table.add_column(col)
+        for label, m in (("hospital + lab (joint)", joint), ("hospital alone", alone)):
+            if m:
+                table.add_row(label, *(f"{m[k]:.4f}" for k in ("auc", "ks", "accuracy", "log_loss")))
+        console.print(table)
+        bytes_sent = {p: (outcome.views[p] or {}).get("bytes_sent", 0) for p in spec.party_names}
+        console.print(f"bytes sent: {', '.join(f'{p} {b:,}' for p, b in bytes_sent.items())}")
+
+        scoring = JobSpec.from_dict(
+            {
+                "name": "demo-diagnosis-scoring",
+                "kind": "predict",
+                "parties": {p: {k: v for k, v in ref.items() if k != "label"} for p, ref in parties.items()},
+                "predict": {"model": job_id},
+            }
+        )
+        score_id, _ = _run(local, console, scoring, "hospital")
+        scored = _results(local, scoring, score_id)
+        predictions = local.workdir("hospital") / "jobs" / score_id / "output" / "predictions.csv"
+        console.print(
+            f"federated scoring: {scored['hospital']['scored_rows']} patients scored; "
+            f"the hospital's scores are in {predictions}; the lab received none"
+        )
+    return {"job_id": job_id, "results": results, "scoring_job_id": score_id, "scoring": scored}

@@ -162,6 +162,55 @@ def run(job_file: Path, federation_path: Path, as_party: str, detach: bool) -> N
 
 
 @cli.command()
+@click.option("--model", "model_ref", required=True, help="The training job's id, a model name, or NAME@vN.")
+@click.option(
+    "--data",
+    "data",
+    multiple=True,
+    required=True,
+    metavar="PARTY=PATH",
+    help="Each data party's new rows (a path on that party's machine); repeat for every party.",
+)
+@click.option("--id-column", default="id", show_default=True, help="The id column of every table.")
+@click.option("--arbiter", default=None, help="The model's arbiter party, if it was trained with one.")
+@click.option("--no-align", is_flag=True, help="The tables already hold the same ids: skip PSI.")
+@click.option("--federation", "federation_path", type=click.Path(path_type=Path, exists=True), required=True)
+@click.option("--as", "as_party", required=True, help="Submit as this party (uses its certificate).")
+def predict(
+    model_ref: str,
+    data: tuple[str, ...],
+    id_column: str,
+    arbiter: str | None,
+    no_align: bool,
+    federation_path: Path,
+    as_party: str,
+) -> None:
+    """Score new rows with a trained vertical model, every party online; only the guest gets the scores."""
+    parties: dict[str, dict[str, Any]] = {}
+    for item in data:
+        party, sep, path = item.partition("=")
+        if not sep or not party or not path:
+            raise click.BadParameter(f"expected PARTY=PATH, got {item!r}", param_hint="--data")
+        parties[party] = {"data": path, "id_column": id_column}
+    if arbiter:
+        parties[arbiter] = {}
+    spec = JobSpec.from_dict(
+        {
+            "name": f"predict-{model_ref.split('@')[0]}"[:128],
+            "kind": "predict",
+            "parties": parties,
+            "predict": {"model": model_ref, "align": not no_align},
+        },
+        source="predict command",
+    )
+    fed = Federation.load(federation_path)
+    with JobClient(fed, as_party) as client:
+        job_id = client.submit(spec)
+        console.print(f"submitted prediction job [bold]{job_id}[/]")
+        _report(_follow(client, job_id, list(spec.party_names)), as_party)
+
+
+@cli.command()
 @click.argument("job_id")
 @click.option("--federation", "federation_path", type=click.Path(path_type=Path, exists=True), required=True)
 @click.option("--as", "as_party", required=True, help="Ask as this party (uses its certificate).")
@@ -187,8 +236,14 @@ def status(job_id: str, federation_path: Path, as_party: str) -> None:
 @cli.command()
 @click.option("--dir", "root", type=click.Path(path_type=Path), default=Path("runs"), show_default=True)
 @click.option("--workers", type=int, default=None, help="Worker processes per party for crypto.")
-def demo(root: Path, workers: int | None) -> None:
-    """Run the demo: a local two-party federation computes a private set intersection."""
-    from jointly.cli.demo import run_demo
+@click.option(
+    "--only",
+    type=click.Choice(["psi", "vertical"]),
+    multiple=True,
+    help="Run only this demo (repeatable); by default all of them.",
+)
+def demo(root: Path, workers: int | None, only: tuple[str, ...]) -> None:
+    """Run the demos in local federations: PSI (bank + telco), then vertical SecureBoost (hospital + lab)."""
+    from jointly.cli.demo import DEMOS, run_demo
 
-    run_demo(root, console, workers=workers)
+    run_demo(root, console, workers=workers, only=only or DEMOS)

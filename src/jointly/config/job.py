@@ -11,8 +11,29 @@ A job spec is YAML or JSON::
       mode: intersection          # or: cardinality
       receivers: [bank, telco]    # who learns the result
 
+A vertical (joint modeling) job names the label holder and the model's parameters::
+
+    name: credit-risk
+    kind: secureboost             # or: hetero_lr
+    parties:
+      bank:  {data: bank.csv,  id_column: id, label: y}   # the guest: labels and some features
+      telco: {data: telco.csv, id_column: id}             # a host: other features of the same people
+    vertical: {test_fraction: 0.2, seed: 7}               # rows are PSI-aligned inside the job
+    secureboost: {n_trees: 10, max_depth: 4}
+
+and a prediction job scores new rows with the parts of a trained model that each party keeps::
+
+    name: score-march
+    kind: predict
+    parties:
+      bank:  {data: bank_new.csv,  id_column: id}
+      telco: {data: telco_new.csv, id_column: id}
+    predict: {model: credit-risk-20261123-101500-1a2b3c}  # the training job's id
+
 Data paths are resolved by each party's own node (relative to its data
 directory), so a spec never carries a party's data, only a reference to it.
+The parameters of a model kind are checked against that model's own config
+class when the job is submitted (the runtime layer knows them; this one does not).
 """
 
 from __future__ import annotations
@@ -28,7 +49,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from jointly.errors import ConfigError
 
 PARTY_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
-JOB_KINDS = ("psi",)
+JOB_KINDS = ("psi", "secureboost", "hetero_lr", "predict")
+MODEL_KINDS = ("secureboost", "hetero_lr")
 
 
 class _Strict(BaseModel):
@@ -36,10 +58,17 @@ class _Strict(BaseModel):
 
 
 class DataRef(_Strict):
-    """A party's input table, as a path on that party's machine."""
+    """A party's input table, as a path on that party's machine.
 
-    data: str = Field(min_length=1)
+    ``label`` names the label column (the guest of a vertical job only);
+    ``features`` the columns to learn from (default: every column but the id and the label).
+    A party without ``data`` takes part without data (an arbiter).
+    """
+
+    data: str | None = Field(default=None, min_length=1)
     id_column: str = Field(default="id", min_length=1)
+    label: str | None = Field(default=None, min_length=1)
+    features: tuple[str, ...] | None = None
 
 
 class PsiSpec(_Strict):
@@ -51,13 +80,35 @@ class PsiSpec(_Strict):
     batch_size: int = Field(default=1 << 16, ge=1, le=1 << 22)
 
 
+class VerticalSpec(_Strict):
+    """How a vertical job uses the parties' rows: alignment, the evaluation split, the baseline."""
+
+    guest: str | None = None  # the label holder; by default the one party that names a label
+    arbiter: str | None = None  # hetero_lr only: a party without data that holds the key
+    align: bool = True  # PSI-align the rows by id first (otherwise the tables must hold the same ids)
+    test_fraction: float = Field(default=0.2, ge=0.0, le=0.5)
+    seed: int = 0
+    baseline: bool = True  # also fit the guest-only model on the same split, to show the gain
+
+
+class PredictSpec(_Strict):
+    """Score new rows with a stored model: ``model`` is the id of the job that trained it."""
+
+    model: str = Field(min_length=1, max_length=160)
+    align: bool = True
+
+
 class JobSpec(_Strict):
     """A joint job: its kind, the parties with their data references, and kind-specific parameters."""
 
     name: str = Field(min_length=1, max_length=128)
-    kind: Literal["psi"]
+    kind: Literal["psi", "secureboost", "hetero_lr", "predict"]
     parties: dict[str, DataRef]
     psi: PsiSpec | None = None
+    vertical: VerticalSpec | None = None
+    secureboost: dict[str, Any] | None = None
+    hetero_lr: dict[str, Any] | None = None
+    predict: PredictSpec | None = None
     timeout_s: float = Field(default=6 * 3600.0, gt=0)
 
     @field_validator("parties")
@@ -72,12 +123,96 @@ class JobSpec(_Strict):
 
     @model_validator(mode="after")
     def _check_kind(self) -> JobSpec:
+        sections: dict[str, object] = {"psi": self.psi, "secureboost": self.secureboost, "hetero_lr": self.hetero_lr}
+        sections["predict"] = self.predict
+        stray = [k for k, v in sections.items() if v is not None and k != self.kind]
+        if stray:
+            raise ValueError(f"a {self.kind} job cannot have section(s) {stray}")
+        if self.vertical is not None and self.kind not in MODEL_KINDS:
+            raise ValueError(f"a {self.kind} job cannot have a 'vertical' section")
+        if self.kind in MODEL_KINDS:
+            self._check_vertical()
+            return self
+        dataless = [p for p, ref in self.parties.items() if ref.data is None]
+        if dataless and self.kind != "predict":  # a model's arbiter takes part in prediction without data
+            raise ValueError(f"parties {dataless} need 'data' in a {self.kind} job")
+        if len(self.parties) - len(dataless) < 2:
+            raise ValueError(f"a {self.kind} job needs at least two parties with data")
+        labelled = [p for p, ref in self.parties.items() if ref.label is not None]
+        if labelled and self.kind == "psi":
+            raise ValueError(f"a psi job uses no labels (given by {labelled})")
         if self.kind == "psi":
             psi = self.psi or PsiSpec()
             unknown = [r for r in psi.receivers if r not in self.parties]
             if unknown:
                 raise ValueError(f"psi.receivers {unknown} are not parties of the job")
+        if self.kind == "predict" and self.predict is None:
+            raise ValueError("a predict job needs a 'predict' section naming the model")
         return self
+
+    def _check_vertical(self) -> None:
+        vertical = self.vertical or VerticalSpec()
+        labelled = [p for p, ref in self.parties.items() if ref.label is not None]
+        guest = vertical.guest
+        if guest is None:
+            if len(labelled) != 1:
+                raise ValueError(f"exactly one party must name a 'label' column (found {labelled or 'none'})")
+            guest = labelled[0]
+        if guest not in self.parties:
+            raise ValueError(f"vertical.guest {guest!r} is not a party of the job")
+        if self.parties[guest].label is None:
+            raise ValueError(f"the guest {guest!r} must name its 'label' column")
+        others = [p for p in labelled if p != guest]
+        if others:
+            raise ValueError(f"only the guest holds labels; {others} name a label too")
+        arbiter = vertical.arbiter
+        if arbiter is not None:
+            if self.kind != "hetero_lr":
+                raise ValueError(f"a {self.kind} job has no arbiter")
+            if arbiter not in self.parties or arbiter == guest:
+                raise ValueError(f"vertical.arbiter {arbiter!r} must be a party of the job other than the guest")
+            if self.parties[arbiter].data is not None:
+                raise ValueError(f"the arbiter {arbiter!r} holds no data in the job")
+        dataless = [p for p, ref in self.parties.items() if ref.data is None and p != arbiter]
+        if dataless:
+            raise ValueError(f"parties {dataless} need 'data'")
+        if len(self.parties) - (arbiter is not None) < 2:
+            raise ValueError("a vertical job needs a guest and at least one host with data")
+
+    @property
+    def guest(self) -> str:
+        """The label holder of a vertical job."""
+        vertical = self.vertical or VerticalSpec()
+        if vertical.guest is not None:
+            return vertical.guest
+        labelled = [p for p, ref in self.parties.items() if ref.label is not None]
+        if len(labelled) != 1:
+            raise ConfigError(f"job {self.name!r} has no single label holder")
+        return labelled[0]
+
+    @property
+    def arbiter(self) -> str | None:
+        return (self.vertical or VerticalSpec()).arbiter
+
+    @property
+    def data_parties(self) -> tuple[str, ...]:
+        """The parties that bring a table, in the job's order."""
+        return tuple(p for p, ref in self.parties.items() if ref.data is not None)
+
+    @property
+    def hosts(self) -> tuple[str, ...]:
+        """The parties of a vertical job that bring features but no labels."""
+        return tuple(p for p in self.data_parties if p != self.guest)
+
+    @property
+    def vertical_params(self) -> VerticalSpec:
+        return self.vertical or VerticalSpec()
+
+    @property
+    def model_params(self) -> dict[str, Any]:
+        """The model section of a secureboost or hetero_lr job (empty for defaults)."""
+        section = self.secureboost if self.kind == "secureboost" else self.hetero_lr
+        return dict(section or {})
 
     @property
     def party_names(self) -> tuple[str, ...]:

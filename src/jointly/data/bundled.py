@@ -11,7 +11,10 @@ from __future__ import annotations
 from importlib import resources
 from pathlib import Path
 
-from jointly.data.io import atomic_write_bytes, atomic_write_text
+import numpy as np
+import pandas as pd
+
+from jointly.data.io import atomic_write_bytes, atomic_write_text, write_table
 from jointly.data.synthetic import customer_table, overlapping_ids
 
 __all__ = [
@@ -23,8 +26,11 @@ __all__ = [
     "ID_COLUMN",
     "TELCO_COLUMNS",
     "TELCO_ROWS",
+    "VERTICAL_ID_COLUMN",
+    "VERTICAL_LABEL",
     "bundled_bytes",
     "demo_psi_tables",
+    "demo_vertical_tables",
     "generate_demo_tables",
 ]
 
@@ -73,3 +79,41 @@ def generate_demo_tables(directory: Path, *, seed: int = DEMO_SEED) -> dict[str,
         text = frame.to_csv(index=False, lineterminator="\n")
         out[party] = atomic_write_text(Path(directory) / DEMO_FILES[party], text)
     return out
+
+
+# -- vertical demo: a hospital and a laboratory ---------------------------------------------
+VERTICAL_ID_COLUMN = "patient_id"
+VERTICAL_LABEL = "malignant"
+VERTICAL_SHARE = 0.94  # each party holds this fraction of the patients, so PSI has work to do
+
+
+def demo_vertical_tables(directory: Path, *, seed: int = DEMO_SEED) -> dict[str, Path]:
+    """A vertical split of scikit-learn's bundled breast-cancer set (569 patients, 30 features).
+
+    The ``hospital`` (the guest) holds the diagnosis (``malignant``: 1 or 0) and the ten
+    "mean" measurements; the ``lab`` (a host) holds the twenty "error" and "worst"
+    measurements.  Each holds about 94% of the patients, a different 94%, so the
+    job's PSI step aligns the roughly 88% they share.  Nothing is downloaded.
+    """
+    from sklearn.datasets import load_breast_cancer
+
+    data = load_breast_cancer()
+    names = [str(n).replace(" ", "_") for n in data.feature_names]
+    frame = pd.DataFrame(data.data, columns=names)
+    ids = [f"P{100000 + i}" for i in range(len(frame))]
+    frame.insert(0, VERTICAL_ID_COLUMN, ids)
+    malignant = (data.target == 0).astype(int)  # sklearn codes malignant as 0
+    rng = np.random.default_rng(seed)
+    keep = round(VERTICAL_SHARE * len(frame))
+    hospital_rows = np.sort(rng.permutation(len(frame))[:keep])
+    lab_rows = np.sort(rng.permutation(len(frame))[:keep])
+    mean_cols = [n for n in names if n.startswith("mean_")]
+    other_cols = [n for n in names if n not in mean_cols]
+    hospital = frame.iloc[hospital_rows][[VERTICAL_ID_COLUMN, *mean_cols]].copy()
+    hospital.insert(1, VERTICAL_LABEL, malignant[hospital_rows])
+    lab = frame.iloc[lab_rows][[VERTICAL_ID_COLUMN, *other_cols]]
+    directory.mkdir(parents=True, exist_ok=True)
+    paths = {"hospital": directory / "hospital_patients.csv", "lab": directory / "lab_results.csv"}
+    write_table(hospital.sample(frac=1.0, random_state=seed), paths["hospital"])
+    write_table(lab.sample(frac=1.0, random_state=seed + 1), paths["lab"])
+    return paths

@@ -30,7 +30,7 @@ from jointly.config.federation import Federation
 from jointly.config.job import JobSpec
 from jointly.errors import AuthenticationError, ConfigError, JointlyError, ProtocolAborted
 from jointly.node.records import JobError, JobRecord, RecordStore
-from jointly.runtime.jobs import PartyContext, run_party
+from jointly.runtime.jobs import PartyContext, check_spec, run_party
 from jointly.runtime.states import TERMINAL
 from jointly.transport.grpc import GrpcEndpoint, PeerServer
 
@@ -203,6 +203,7 @@ class Node:
             raise ConfigError(f"parties {unknown} are not members of federation {self.federation.name!r}")
         if self._stopping.is_set():
             raise ConfigError(f"node {self.party!r} is shutting down")
+        check_spec(spec)
 
     # -- running jobs ------------------------------------------------------------------
     def _launch(self, record: JobRecord, spec: JobSpec) -> None:
@@ -230,6 +231,7 @@ class Node:
             data_dir=self.data_dir,
             progress=_RecordProgress(self.store, job_id, endpoint),
             workers=self.workers,
+            jobs_dir=self.store.root,
         )
         out = self.store.job_dir(job_id) / "output"
         timer = threading.Timer(spec.timeout_s, endpoint.abort, args=(f"job timed out after {spec.timeout_s:g}s",))

@@ -24,6 +24,8 @@ from jointly.data.tables import load_table
 from jointly.errors import ConfigError, DataError
 from jointly.progress import Progress
 from jointly.protocols.psi import PsiConfig, run_psi
+from jointly.runtime import model_kinds
+from jointly.runtime.vertical import run_prediction, run_training
 
 RESULT_FILE = "result.json"
 
@@ -38,11 +40,14 @@ class PartyContext:
     data_dir: Path
     progress: Progress
     workers: int | None = None
+    jobs_dir: Path | None = None  # where this node keeps its jobs' outputs (and so its model parts)
     extra: dict[str, Any] = field(default_factory=dict)
 
     def data_path(self) -> Path:
         """This party's input table, resolved against its own data directory."""
         ref = self.spec.parties[self.party]
+        if ref.data is None:
+            raise ConfigError(f"party {self.party!r} brings no data to job {self.job_id}")
         path = Path(ref.data).expanduser()
         return path if path.is_absolute() else (self.data_dir / path)
 
@@ -81,7 +86,20 @@ def _run_psi(ctx: PartyContext, channel: Channel, out: Path) -> dict[str, Any]:
     return summary
 
 
-RUNNERS: dict[str, KindRunner] = {"psi": _run_psi}
+RUNNERS: dict[str, KindRunner] = {
+    "psi": _run_psi,
+    "secureboost": run_training,
+    "hetero_lr": run_training,
+    "predict": run_prediction,
+}
+
+
+def check_spec(spec: JobSpec) -> None:
+    """Refuse, with a ConfigError, a job whose kind-specific parameters are invalid (before anything runs)."""
+    if spec.kind not in RUNNERS:
+        raise ConfigError(f"job kind {spec.kind!r} is not supported (known: {', '.join(RUNNERS)})")
+    if spec.kind in ("secureboost", "hetero_lr"):
+        model_kinds.build(spec.kind, spec.model_params)
 
 
 def run_party(ctx: PartyContext, channel: Channel, output_dir: Path) -> dict[str, Any]:

@@ -123,7 +123,8 @@ def test_a_view_among_some_parties_runs_a_sub_protocol_between_them() -> None:
 
     def data_party(ch: Channel) -> object:
         among = ch.among(["guest", "host"]).sub("align")
-        assert among.parties == ("guest", "host") and among.peers == tuple(p for p in ("guest", "host") if p != ch.party)
+        assert among.parties == ("guest", "host")
+        assert among.peers == tuple(p for p in ("guest", "host") if p != ch.party)
         with pytest.raises(ConfigError, match="not a party"):
             among.send("arbiter", "x", 1)
         among.broadcast("hello", ch.party)  # reaches only the other data party

@@ -1,0 +1,1 @@
+"""Vertical (feature-partitioned) joint modeling: parties hold different columns of the same aligned rows."""
