@@ -342,6 +342,8 @@ class PeerServer:
         if not isinstance(request, Heartbeat):
             reason = request.reason if isinstance(request, Malformed) else "not a heartbeat"
             _abort(context, grpc.StatusCode.INVALID_ARGUMENT, f"bad heartbeat: {reason}")
+        if self._stopped:  # a stopping node answers like a crashed one: peers are not told (see stop())
+            _abort(context, grpc.StatusCode.UNAVAILABLE, f"node {self.party!r} is stopping")
         endpoint, closed = self._lookup(request.job)
         if endpoint is not None:
             self._refuse_outsider(context, request.job, caller, endpoint.parties, "heartbeat")
