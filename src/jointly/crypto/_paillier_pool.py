@@ -113,6 +113,26 @@ def _pool(n: int) -> ProcessPoolExecutor:
         return pool
 
 
+def _ready() -> int:
+    """Run in a fresh worker: import the kernels, report the worker's pid."""
+    from jointly.crypto import _paillier_engine  # noqa: F401
+
+    return os.getpid()
+
+
+def prestart() -> int:
+    """Start the worker processes now rather than on first use; returns how many are up.
+
+    A long-lived node calls this once at start, so its first job does not pay for
+    starting processes and importing the kernels (about a second per worker).
+    """
+    n = workers()
+    if n <= 1:
+        return 0
+    pool = _pool(n)
+    return len({f.result() for f in [pool.submit(_ready) for _ in range(n)]})
+
+
 def shutdown_pools() -> None:
     """Stop the background randomiser threads and every worker pool (they restart lazily)."""
     with _OBF_LOCK:

@@ -50,7 +50,7 @@ from numpy.typing import ArrayLike
 
 from jointly.crypto import _paillier_engine as eng
 from jointly.crypto import _paillier_pool as runner
-from jointly.crypto._paillier_pool import set_precompute, set_workers, shutdown_pools
+from jointly.crypto._paillier_pool import prestart, set_precompute, set_workers, shutdown_pools
 from jointly.crypto._paillier_vector import EncryptedVector, WireCiphertexts, _objarray
 from jointly.crypto.encoding import DEFAULT_FRAC_BITS, FixedPoint, as_int_array
 from jointly.errors import ConfigError, KeyMismatch, ProtocolViolation
@@ -64,6 +64,7 @@ __all__ = [
     "PaillierPublicKey",
     "WireCiphertexts",
     "generate_paillier_keypair",
+    "prestart",
     "set_precompute",
     "set_workers",
     "shutdown_pools",

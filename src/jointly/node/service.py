@@ -28,6 +28,7 @@ from jointly import __version__
 from jointly.channel import Channel
 from jointly.config.federation import Federation
 from jointly.config.job import JobSpec
+from jointly.crypto import paillier
 from jointly.errors import AuthenticationError, ConfigError, JointlyError, ProtocolAborted
 from jointly.node.records import JobError, JobRecord, RecordStore
 from jointly.runtime.jobs import PartyContext, check_spec, run_party
@@ -91,6 +92,18 @@ class Node:
     def start(self) -> None:
         self.server.start()
         log.info("node %s listening on port %d", self.party, self.server.port)
+        # homomorphic encryption uses the node's worker processes; start them now, not in the first job
+        paillier.set_workers(self.workers)
+        threading.Thread(target=self._prestart_workers, name="paillier-prestart", daemon=True).start()
+
+    def _prestart_workers(self) -> None:
+        try:
+            started = paillier.prestart()
+        except Exception:  # a failure here only costs the first job its start-up time
+            log.exception("could not start the encryption worker processes")
+            return
+        if started:
+            log.info("node %s: %d encryption worker processes ready", self.party, started)
 
     def wait(self) -> None:
         """Block until :meth:`stop` is called (e.g. from a signal handler)."""
@@ -108,6 +121,7 @@ class Node:
         for thread in list(self._threads.values()):
             thread.join(timeout=5)
         self.server.stop()
+        paillier.shutdown_pools()
 
     # -- control RPC ----------------------------------------------------------------
     def _control(self, caller: str, method: str, payload: object) -> object:
