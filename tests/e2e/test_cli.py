@@ -66,3 +66,37 @@ def test_run_with_a_bad_job_file_gives_a_clear_error(tmp_path: Path) -> None:
     proc = jointly("run", "job.yaml", "--federation", "fed/federation.yaml", "--as", "bank", cwd=tmp_path)
     assert proc.returncode == 2
     assert "at least two parties" in proc.stderr
+
+
+def test_train_with_run_then_score_with_predict(tmp_path: Path) -> None:
+    """`jointly run` a SecureBoost job, then `jointly predict` new rows with the stored model parts."""
+    from jointly.config.federation import init_federation
+    from jointly.data.bundled import VERTICAL_ID_COLUMN, VERTICAL_LABEL, demo_vertical_tables
+    from jointly.runtime.launcher import LocalFederation
+
+    fed_path = init_federation(["hospital", "lab"], tmp_path / "fed", name="e2e-predict")
+    tables = demo_vertical_tables(tmp_path / "data")
+    job = {
+        "name": "diagnosis",
+        "kind": "secureboost",
+        "parties": {
+            "hospital": {"data": tables["hospital"].name, "id_column": VERTICAL_ID_COLUMN, "label": VERTICAL_LABEL},
+            "lab": {"data": tables["lab"].name, "id_column": VERTICAL_ID_COLUMN},
+        },
+        "secureboost": {"n_trees": 2, "max_depth": 2, "key_bits": 1024, "allow_unsafe_key_size": True},
+    }
+    (tmp_path / "job.yaml").write_text(yaml.safe_dump(job))
+    with LocalFederation(fed_path, tmp_path, data_dir=tmp_path / "data", workers=1) as local:
+        trained = jointly("run", "job.yaml", "--federation", str(fed_path), "--as", "hospital", cwd=tmp_path)
+        assert trained.returncode == 0, trained.stdout + trained.stderr
+        args = ["--federation", str(fed_path), "--as", "hospital", "--id-column", VERTICAL_ID_COLUMN]
+        data = ["--data", f"hospital={tables['hospital'].name}", "--data", f"lab={tables['lab'].name}"]
+        scored = jointly("predict", "--model", "diagnosis@v1", *data, *args, cwd=tmp_path)
+        assert scored.returncode == 0, scored.stdout + scored.stderr
+        assert "scored_rows" in scored.stdout
+        (job_dir,) = [p for p in (local.workdir("hospital") / "jobs").iterdir() if p.name.startswith("predict-")]
+        assert (job_dir / "output" / "predictions.csv").exists()
+        missing = jointly("predict", "--model", "nosuch", *data, *args, cwd=tmp_path)
+        assert missing.returncode != 0 and "no model 'nosuch'" in missing.stdout + missing.stderr
+        bad = jointly("predict", "--model", "diagnosis", "--data", "hospital", *args, cwd=tmp_path)
+        assert bad.returncode != 0 and "PARTY=PATH" in bad.stdout + bad.stderr
