@@ -22,6 +22,26 @@ class ConfigError(JointlyError):
     http_status = 400
 
 
+class NotFound(ConfigError):
+    """A named thing (job, dataset, model, user) does not exist here."""
+
+    exit_code = 2
+    http_status = 404
+
+
+class PermissionDenied(JointlyError):
+    """The caller is known but its role may not do this (an auditor starting a job, say)."""
+
+    exit_code = 9
+    http_status = 403
+
+
+class Conflict(ConfigError):
+    """The request clashes with the current state (approving a job that already ended, a duplicate name)."""
+
+    http_status = 409
+
+
 class DataError(JointlyError):
     """A party's input table is unusable.  Names the file, the row and the problem."""
 

@@ -83,6 +83,16 @@ def node() -> None:
 @click.option("--heartbeat-interval", type=float, default=1.0, show_default=True)
 @click.option("--peer-dead-after", type=float, default=10.0, show_default=True)
 @click.option("--workers", type=int, default=None, help="Worker processes for crypto (default: all cores).")
+@click.option("--db-url", default=None, help="Metadata database URL (default: SQLite in the workdir).")
+@click.option("--api-host", default="127.0.0.1", show_default=True, help="Where the REST API and dashboard listen.")
+@click.option("--api-port", type=int, default=0, show_default=True, help="REST API port (0: any free port).")
+@click.option(
+    "--auto-approve",
+    "auto_approve",
+    multiple=True,
+    metavar="PARTNER[:KIND,...]",
+    help="Approve this partner's jobs (of these kinds) without asking; '*' for any partner. Repeatable.",
+)
 @click.option("--log-level", default="INFO", show_default=True)
 def node_start(
     party: str,
@@ -93,10 +103,18 @@ def node_start(
     heartbeat_interval: float,
     peer_dead_after: float,
     workers: int | None,
+    db_url: str | None,
+    api_host: str,
+    api_port: int,
+    auto_approve: tuple[str, ...],
     log_level: str,
 ) -> None:
-    """Run PARTY's node until interrupted (SIGINT/SIGTERM)."""
+    """Run PARTY's node until interrupted (SIGINT/SIGTERM): peer server, REST API and dashboard."""
+    from jointly.node.approvals import ApprovalPolicy
+    from jointly.node.http import ApiServer
     from jointly.node.service import Node
+    from jointly.node.services.local import LocalNodeServices
+    from jointly.web.app import create_app
 
     logging.basicConfig(
         level=getattr(logging, log_level.upper(), logging.INFO),
@@ -112,7 +130,10 @@ def node_start(
         peer_dead_after=peer_dead_after,
         bind_host=bind_host,
         workers=workers,
+        db_url=db_url,
+        policy=ApprovalPolicy.parse(auto_approve),
     )
+    api = ApiServer(create_app(LocalNodeServices(the_node)), host=api_host, port=api_port)
 
     def _stop(signum: int, frame: FrameType | None) -> None:
         the_node._stopping.set()
@@ -120,9 +141,14 @@ def node_start(
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
     the_node.start()
-    console.print(f"node [bold]{party}[/] serving on port {the_node.server.port}")
-    the_node.wait()
-    the_node.stop()
+    api.start()
+    the_node.write_api_info(api.url)
+    console.print(f"node [bold]{party}[/] serving partners on port {the_node.server.port}; REST API {api.url}")
+    try:
+        the_node.wait()
+    finally:
+        api.stop()
+        the_node.stop()
 
 
 def _follow(client: JobClient, job_id: str, parties: list[str], *, quiet: bool = False) -> JobOutcome:
@@ -247,3 +273,9 @@ def demo(root: Path, workers: int | None, only: tuple[str, ...]) -> None:
     from jointly.cli.demo import DEMOS, run_demo
 
     run_demo(root, console, workers=workers, only=only or DEMOS)
+
+
+from jointly.cli.platform import GROUPS  # noqa: E402  (platform commands over the node's REST API)
+
+for _group in GROUPS:
+    cli.add_command(_group)

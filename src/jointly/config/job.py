@@ -58,17 +58,31 @@ class _Strict(BaseModel):
 
 
 class DataRef(_Strict):
-    """A party's input table, as a path on that party's machine.
+    """A party's input table: a path on that party's machine, or a dataset registered on its node.
 
+    ``dataset`` names a table the party registered with its node (``jointly dataset add``);
+    its path never leaves that node, and its id column is the default ``id_column``.
     ``label`` names the label column (the guest of a vertical job only);
     ``features`` the columns to learn from (default: every column but the id and the label).
-    A party without ``data`` takes part without data (an arbiter).
+    A party with neither ``data`` nor ``dataset`` takes part without data (an arbiter).
     """
 
     data: str | None = Field(default=None, min_length=1)
+    dataset: str | None = Field(default=None, min_length=1, max_length=128)
     id_column: str = Field(default="id", min_length=1)
     label: str | None = Field(default=None, min_length=1)
     features: tuple[str, ...] | None = None
+
+    @model_validator(mode="after")
+    def _one_source(self) -> DataRef:
+        if self.data is not None and self.dataset is not None:
+            raise ValueError("give either 'data' (a path) or 'dataset' (a registered name), not both")
+        return self
+
+    @property
+    def has_data(self) -> bool:
+        """Whether the party brings a table."""
+        return self.data is not None or self.dataset is not None
 
 
 class PsiSpec(_Strict):
@@ -110,6 +124,7 @@ class JobSpec(_Strict):
     hetero_lr: dict[str, Any] | None = None
     predict: PredictSpec | None = None
     timeout_s: float = Field(default=6 * 3600.0, gt=0)
+    approval_timeout_s: float = Field(default=24 * 3600.0, gt=0, le=30 * 24 * 3600.0)
 
     @field_validator("parties")
     @classmethod
@@ -133,7 +148,7 @@ class JobSpec(_Strict):
         if self.kind in MODEL_KINDS:
             self._check_vertical()
             return self
-        dataless = [p for p, ref in self.parties.items() if ref.data is None]
+        dataless = [p for p, ref in self.parties.items() if not ref.has_data]
         if dataless and self.kind != "predict":  # a model's arbiter takes part in prediction without data
             raise ValueError(f"parties {dataless} need 'data' in a {self.kind} job")
         if len(self.parties) - len(dataless) < 2:
@@ -171,9 +186,9 @@ class JobSpec(_Strict):
                 raise ValueError(f"a {self.kind} job has no arbiter")
             if arbiter not in self.parties or arbiter == guest:
                 raise ValueError(f"vertical.arbiter {arbiter!r} must be a party of the job other than the guest")
-            if self.parties[arbiter].data is not None:
+            if self.parties[arbiter].has_data:
                 raise ValueError(f"the arbiter {arbiter!r} holds no data in the job")
-        dataless = [p for p, ref in self.parties.items() if ref.data is None and p != arbiter]
+        dataless = [p for p, ref in self.parties.items() if not ref.has_data and p != arbiter]
         if dataless:
             raise ValueError(f"parties {dataless} need 'data'")
         if len(self.parties) - (arbiter is not None) < 2:
@@ -197,7 +212,7 @@ class JobSpec(_Strict):
     @property
     def data_parties(self) -> tuple[str, ...]:
         """The parties that bring a table, in the job's order."""
-        return tuple(p for p, ref in self.parties.items() if ref.data is not None)
+        return tuple(p for p, ref in self.parties.items() if ref.has_data)
 
     @property
     def hosts(self) -> tuple[str, ...]:
@@ -227,7 +242,9 @@ class JobSpec(_Strict):
         return psi
 
     def to_dict(self) -> dict[str, Any]:
-        return self.model_dump(mode="json")
+        """JSON-ready; only the fields the author set, so defaults filled in here (say a registered
+        dataset's id column) stay defaults for every party that reads the spec back."""
+        return self.model_dump(mode="json", exclude_unset=True)
 
     @classmethod
     def from_dict(cls, raw: object, *, source: str = "job spec") -> JobSpec:

@@ -1,7 +1,8 @@
 """Job records kept by a node: state, stage, progress, error and result of each job it takes part in.
 
-Records are persisted as one JSON file per job under the node's work directory
-(written atomically); the platform issue moves them into the node's database.
+:class:`JobRecord` and :class:`JobError` are the node's value types for jobs.  The node's
+database (:class:`jointly.node.storage.SqlJobStore`) stores them; :class:`RecordStore`
+is the older store that keeps one JSON file per job under the node's work directory.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ class JobRecord:
     spec: dict[str, Any]
     initiator: str
     party: str
-    state: str = "accepted"  # accepted -> running -> succeeded | failed | cancelled
+    state: str = "accepted"  # see jointly.runtime.states: pending -> approved -> running -> succeeded | failed ...
     stage: str = ""
     progress: dict[str, list[int]] = field(default_factory=dict)
     error: JobError | None = None
@@ -40,6 +41,10 @@ class JobRecord:
     finished: float | None = None
     bytes_sent: int = 0
     bytes_received: int = 0
+    name: str = ""
+    kind: str = ""
+    started: float | None = None
+    expires_at: float | None = None
 
     def public_view(self, *, include_result: bool) -> dict[str, Any]:
         """What a job member may see; results only for this node's own party."""

@@ -46,6 +46,8 @@ class PartyContext:
     def data_path(self) -> Path:
         """This party's input table, resolved against its own data directory."""
         ref = self.spec.parties[self.party]
+        if ref.dataset is not None and ref.data is None:
+            raise ConfigError(f"dataset {ref.dataset!r} of party {self.party!r} was not resolved to a path by its node")
         if ref.data is None:
             raise ConfigError(f"party {self.party!r} brings no data to job {self.job_id}")
         path = Path(ref.data).expanduser()

@@ -7,6 +7,7 @@ nodes on separate machines do.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -35,6 +36,7 @@ class LocalFederation:
         peer_dead_after: float = 10.0,
         workers: int | None = None,
         log_level: str = "INFO",
+        auto_approve: Sequence[str] = ("*",),
     ) -> None:
         self.federation_path = federation_path
         self.federation = Federation.load(federation_path)
@@ -45,6 +47,7 @@ class LocalFederation:
         self.peer_dead_after = peer_dead_after
         self.workers = workers
         self.log_level = log_level
+        self.auto_approve = tuple(auto_approve)
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
 
     def log_path(self, party: str) -> Path:
@@ -64,6 +67,8 @@ class LocalFederation:
                 detail = f" (exited: {', '.join(dead)}; see {self.root / 'logs'})" if dead else ""
                 self.stop()
                 raise TransportError(f"{exc}{detail}") from exc
+        for party in self.parties:
+            self.api_url(party, timeout=ready_timeout)
 
     def start_party(self, party: str) -> None:
         self.log_path(party).parent.mkdir(parents=True, exist_ok=True)
@@ -79,10 +84,27 @@ class LocalFederation:
         ]  # fmt: skip
         if self.workers is not None:
             cmd += ["--workers", str(self.workers)]
+        for rule in self.auto_approve:
+            cmd += ["--auto-approve", rule]
+        (self.workdir(party) / "api.json").unlink(missing_ok=True)
         with open(self.log_path(party), "ab") as log:
             self.processes[party] = subprocess.Popen(
                 cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=os.environ.copy()
             )
+
+    def api_url(self, party: str, *, timeout: float = 30.0) -> str:
+        """The REST API address of ``party``'s node (written by the node once it listens)."""
+        path = self.workdir(party) / "api.json"
+        deadline = time.monotonic() + timeout
+        while not path.exists():
+            if time.monotonic() > deadline:
+                raise TransportError(f"{party}'s node did not publish its REST API address ({path})")
+            time.sleep(0.05)
+        return str(json.loads(path.read_text())["url"])
+
+    def admin_token(self, party: str) -> str:
+        """The admin API token ``party``'s node created on its first start."""
+        return (self.workdir(party) / "admin.token").read_text().strip()
 
     def kill(self, party: str) -> None:
         """Kill a party's node abruptly (SIGKILL), as a crash would."""

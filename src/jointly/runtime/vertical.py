@@ -264,7 +264,7 @@ def run_prediction(ctx: PartyContext, channel: Channel, out: Path) -> dict[str, 
     table = load_party_table(ctx, features=info.features, with_label=False)
     frame = numeric_frame(table, info.features)
     summary["input_rows"] = len(table)
-    data_parties = tuple(p for p in info.parties if spec.parties[p].data is not None)
+    data_parties = tuple(p for p in info.parties if spec.parties[p].has_data)
     rows = align(
         channel.sub("align"), table, data_parties, use_psi=spec.predict.align, job_id=ctx.job_id, workers=ctx.workers
     )

@@ -1,0 +1,1 @@
+"""Service layer between the REST API / CLI and the node's storage and runtime."""
