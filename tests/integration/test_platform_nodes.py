@@ -169,6 +169,8 @@ def test_ledgers_are_replicated_and_verify_on_every_node(platform: tuple[LocalFe
     assert {"job_proposed", "job_approved", "job_started", "stage", "job_succeeded"} <= events
     stage = next(e for e in entries if e["event"] == "stage")
     assert any(k.endswith(".sha256") for k in stage["data"])
+    # every party's digests of the messages it sent agree with its partners' digests of what they received
+    assert all(reports[p]["parties"][p]["stage_digests"] > 0 for p in PARTIES)
 
 
 def test_a_node_restarted_mid_job_marks_the_job_failed(tmp_path: Path) -> None:
@@ -205,5 +207,78 @@ def test_a_node_restarted_mid_job_marks_the_job_failed(tmp_path: Path) -> None:
         assert api.post("/api/ledger/verify")["ok"]
         hospital_view = _wait_state(hospital, job_id, {"failed"}, timeout=60)
         assert hospital_view["error"]["reason"]
+    finally:
+        local.stop()
+
+
+def _sql(db: Path, statement: str, *args: object) -> list[Any]:
+    import sqlite3
+
+    with sqlite3.connect(db) as conn:
+        rows = conn.execute(statement, args).fetchall()
+        conn.commit()
+    return rows
+
+
+def _replicated(apis: dict[str, Api], owner: str, holder: str) -> bool:
+    own = apis[owner].get("/api/ledger/head")
+    held = apis[holder].get("/api/ledger", party=owner, limit=1)["size"]
+    return bool(held == own["size"] and holder in own["cosigners"])
+
+
+def test_tampering_with_stored_ledgers_is_detected_here_and_by_partners(tmp_path: Path) -> None:
+    fed = init_federation(["bank", "telco"], tmp_path / "fed", name="it-tamper")
+    data = tmp_path / "data"
+    data.mkdir()
+    for party in ("bank", "telco"):
+        write_ids(data / f"{party}.csv", [f"C{i}" for i in range(50)] + [f"{party}{i}" for i in range(20)])
+    local = LocalFederation(
+        fed, tmp_path, data_dir=data, heartbeat_interval=HEARTBEAT, peer_dead_after=DEAD_AFTER, workers=1
+    )
+    local.start()
+    try:
+        apis = {p: Api(local.api_url(p), local.admin_token(p)) for p in ("bank", "telco")}
+        spec = {"name": "t", "kind": "psi", "parties": {p: {"data": f"{p}.csv"} for p in ("bank", "telco")}}
+        job_id = apis["bank"].post("/api/jobs", {"spec": spec})["job_id"]
+        _wait_state(apis["telco"], job_id, {"succeeded"})
+        _wait_state(apis["bank"], job_id, {"succeeded"})
+        deadline = time.monotonic() + 30
+        while not (_replicated(apis, "bank", "telco") and _replicated(apis, "telco", "bank")):
+            assert time.monotonic() < deadline, "ledgers were not replicated"
+            time.sleep(0.3)
+        assert all(apis[p].post("/api/ledger/verify")["ok"] for p in ("bank", "telco"))
+
+        # bank alters one of its own entries (a changed reason, re-encoded) while its node is down
+        local.kill("bank")
+        bank_db = local.workdir("bank") / "node.db"
+        (raw,) = _sql(bank_db, "SELECT data FROM ledger_entries WHERE party='bank' AND seq=2")[0]
+        forged = bytes(raw).replace(b'"event":"job_', b'"event":"JOB_', 1)
+        assert forged != bytes(raw)
+        _sql(bank_db, "UPDATE ledger_entries SET data=? WHERE party='bank' AND seq=2", forged)
+        # telco's replica of bank's log gets two entries swapped, and telco's own log loses one
+        local.kill("telco")
+        telco_db = local.workdir("telco") / "node.db"
+        rows = dict(_sql(telco_db, "SELECT seq, data FROM ledger_entries WHERE party='bank' AND seq IN (3, 4)"))
+        _sql(telco_db, "UPDATE ledger_entries SET data=? WHERE party='bank' AND seq=3", rows[4])
+        _sql(telco_db, "UPDATE ledger_entries SET data=? WHERE party='bank' AND seq=4", rows[3])
+        _sql(telco_db, "DELETE FROM ledger_entries WHERE party='telco' AND seq=1")
+        for party in ("bank", "telco"):
+            local.start_party(party)
+        apis = {p: Api(local.api_url(p), local.admin_token(p)) for p in ("bank", "telco")}
+
+        bank_report = apis["bank"].post("/api/ledger/verify")
+        assert not bank_report["ok"]
+        bank_log = bank_report["parties"]["bank"]
+        assert any(p.startswith("bad_signature at 2") for p in bank_log["problems"]), bank_log["problems"]
+        assert "telco" in bank_log["compared_with"]
+        # the partner's (tampered) replica of bank's log differs from bank's: the swap shows from bank's side too
+        assert any("(copy held by telco)" in p for p in bank_log["problems"]), bank_log["problems"]
+
+        telco_report = apis["telco"].post("/api/ledger/verify")
+        assert not telco_report["ok"]
+        held_bank = " ".join(telco_report["parties"]["bank"]["problems"])
+        assert "out_of_order at 3" in held_bank, held_bank
+        own = " ".join(telco_report["parties"]["telco"]["problems"])
+        assert "missing" in own or "out_of_order" in own, own
     finally:
         local.stop()

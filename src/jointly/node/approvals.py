@@ -15,23 +15,18 @@ kinds automatically (the demos use it); everything else waits for a person.
 from __future__ import annotations
 
 import hashlib
-import json
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from jointly.audit.codec import canonical_json
 from jointly.crypto.signing import SigningKey, VerifyKey
 from jointly.errors import AuthenticationError, ConfigError, ProtocolViolation
 
 DecisionKind = Literal["approve", "reject"]
 _DOMAIN = b"jointly/approval/v1\x00"
 MAX_REASON = 500
-
-
-def canonical_json(value: object) -> bytes:
-    """Deterministic JSON bytes (sorted keys, no spaces, UTF-8) for hashing and signing."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
 
 
 def spec_hash(spec: Mapping[str, Any]) -> str:

@@ -177,6 +177,7 @@ class Node:
             try:
                 for job_id in self.proposals.expire_due():
                     log.info("job %s expired before every party approved it", job_id)
+                self.store.flush()  # running jobs' progress survives a crash to within a second
             except Exception:
                 log.exception("housekeeping failed")
 

@@ -98,3 +98,33 @@ def file_digests(directory: Path, *, limit: int = 32) -> dict[str, str]:
                 h.update(block)
         out[f"file.{path.relative_to(directory).as_posix()}.sha256"] = h.hexdigest()
     return out
+
+
+def cross_check_stages(stage_entries: dict[str, list[tuple[str, str, dict[str, Any]]]]) -> list[tuple[str, str]]:
+    """Compare what each party says it sent another with what that party says it received.
+
+    ``stage_entries`` maps a log's owner to its ``stage`` entries as ``(job_id, stage, data)``.
+    Returns ``(party, problem)`` pairs for every job stage where party A's digest of the
+    messages it sent B differs from B's digest of the messages it received from A
+    (a message altered in flight, or a log that lies about the protocol run).
+    """
+    index = {(owner, job, stage): data for owner, rows in stage_entries.items() for job, stage, data in rows}
+    problems = []
+    for (owner, job, stage), data in sorted(index.items()):
+        for key, digest in sorted(data.items()):
+            if not (key.startswith("sent.") and key.endswith(".sha256")):
+                continue
+            peer = key[len("sent.") : -len(".sha256")]
+            theirs = index.get((peer, job, stage))
+            if theirs is None:
+                continue
+            other = theirs.get(f"received.{owner}.sha256")
+            if other is not None and other != digest:
+                problems.append(
+                    (
+                        owner,
+                        f"message_mismatch: job {job} stage {stage}: the messages {owner} recorded sending to "
+                        f"{peer} differ from those {peer} recorded receiving",
+                    )
+                )
+    return problems

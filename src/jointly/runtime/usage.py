@@ -20,7 +20,12 @@ PSI_PROTOCOL = "ECDH-PSI over Curve25519 (RFC 9380 hash-to-curve), mutual-TLS gR
 
 
 def job_usage(
-    spec: JobSpec, party: str, *, columns: Sequence[str] | None = None, dataset_path: str | None = None
+    spec: JobSpec,
+    party: str,
+    *,
+    columns: Sequence[str] | None = None,
+    dataset_path: str | None = None,
+    dataset_name: str | None = None,
 ) -> dict[str, Any]:
     """The usage summary of ``spec`` for ``party``.
 
@@ -33,7 +38,7 @@ def job_usage(
         read = _columns_read(spec, party, columns)
         used.append(
             {
-                "name": ref.dataset or "",
+                "name": dataset_name or ref.dataset or "",
                 "path": dataset_path or ref.data or "",
                 "id_column": ref.id_column,
                 "label": ref.label,
@@ -109,7 +114,7 @@ def _partners_learn(spec: JobSpec, party: str) -> list[str]:
 
 def _privacy(spec: JobSpec) -> dict[str, Any]:
     privacy: dict[str, Any] = {"dp_budget": None}
-    align = spec.kind == "psi" or (spec.kind != "predict" and spec.vertical_params.align)
+    align = spec.kind in ("secureboost", "hetero_lr") and spec.vertical_params.align
     if spec.kind == "predict" and spec.predict is not None:
         align = spec.predict.align
     if align:

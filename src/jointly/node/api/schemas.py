@@ -230,6 +230,7 @@ class PartyVerification(_Out):
     cosigners: list[str] = []
     compared_with: list[str] = []
     unreachable: list[str] = []
+    stage_digests: int = 0
     problems: list[str] = []
 
 

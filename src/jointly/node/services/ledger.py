@@ -17,6 +17,7 @@ from jointly.audit.heads import Cosignature
 from jointly.audit.verify import LogView, verify_store
 from jointly.errors import CodecError, JointlyError, NotFound
 from jointly.node.services.base import Json
+from jointly.node.trail import cross_check_stages
 
 if TYPE_CHECKING:
     from jointly.node.service import Node
@@ -95,7 +96,28 @@ class LedgerServiceImpl:
                 "unreachable": unreachable.get(name, []),
                 "problems": [_problem_text(p.to_dict()) for p in log_report.problems],
             }
-        return {"ok": report.ok, "checked_entries": report.checked_entries, "parties": parties}
+        stage_rows = {name: _stage_entries(store.entries(name)) for name in report.parties}
+        checked = 0
+        for party, problem in cross_check_stages(stage_rows):
+            parties[party]["ok"] = False
+            parties[party]["problems"].append(problem)
+        for name, rows in stage_rows.items():
+            parties[name]["stage_digests"] = len(rows)
+            checked += len(rows)
+        ok = report.ok and all(p["ok"] for p in parties.values())
+        return {"ok": ok, "checked_entries": report.checked_entries, "parties": parties}
+
+
+def _stage_entries(raws: list[bytes]) -> list[tuple[str, str, dict[str, Any]]]:
+    rows = []
+    for raw in raws:
+        try:
+            entry = SignedEntry.decode(raw).entry
+        except CodecError:
+            continue
+        if entry.event == "stage":
+            rows.append((entry.job_id, entry.stage, dict(entry.data)))
+    return rows
 
 
 def _problem_text(problem: dict[str, Any]) -> str:

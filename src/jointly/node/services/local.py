@@ -14,9 +14,9 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from jointly.audit.codec import canonical_json
 from jointly.config.job import JobSpec
 from jointly.errors import ConfigError, Conflict, NotFound
-from jointly.node.approvals import canonical_json
 from jointly.node.records import JobRecord
 from jointly.node.services.base import Json, JsonList, Principal, Role
 from jointly.node.storage import inspect_table
@@ -136,7 +136,7 @@ class JobServiceImpl:
         return {
             **self._summary(record),
             "spec": record.spec,
-            "usage": job_usage(spec, node.party, columns=columns, dataset_path=path),
+            "usage": job_usage(spec, node.party, columns=columns, dataset_path=path, dataset_name=ref.dataset),
             "approvals": [d.summary() for d in decisions.values()],
             "awaiting": [p for p in spec.party_names if p not in decisions] if record.state == PENDING else [],
             "progress": view.get("progress") or {},
