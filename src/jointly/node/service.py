@@ -335,6 +335,9 @@ class Node:
             raise NotFound(f"unknown job {job_id!r}")
         spec = JobSpec.from_dict(record.spec, source=f"job {job_id}")
         endpoint = self.server.open_job(job_id, spec.party_names)
+        # heartbeats detect a dead partner within seconds; a live one may compute for long (1M-row
+        # encryption, say), so a single wait is bounded only by the job's own time limit
+        endpoint.default_timeout = max(endpoint.default_timeout, spec.timeout_s)
         digests = MessageDigests()
         endpoint.on_message = digests
         with self._lock:
