@@ -74,8 +74,9 @@ def _propose(local: LocalFederation) -> str:
         "name": "risk-model",
         "kind": "secureboost",
         "parties": {
-            "bank": {"dataset": "patients", "id_column": VERTICAL_ID_COLUMN, "label": VERTICAL_LABEL},
-            "telco": {"dataset": "lab_results", "id_column": VERTICAL_ID_COLUMN},
+            # the id columns come from the registered datasets
+            "bank": {"dataset": "patients", "label": VERTICAL_LABEL},
+            "telco": {"dataset": "lab_results"},
         },
         "secureboost": {"n_trees": 2, "max_depth": 2, "key_bits": 1024, "allow_unsafe_key_size": True},
     }
