@@ -8,6 +8,7 @@ mid-job marks the job failed with a reason.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -153,7 +154,7 @@ def test_roles_and_bad_input_get_clear_errors(platform: tuple[LocalFederation, d
 
 
 def test_ledgers_are_replicated_and_verify_on_every_node(platform: tuple[LocalFederation, dict[str, Api]]) -> None:
-    _, apis = platform
+    local, apis = platform
     deadline = time.monotonic() + 30
     while True:
         reports = {p: apis[p].post("/api/ledger/verify") for p in PARTIES}
@@ -169,6 +170,10 @@ def test_ledgers_are_replicated_and_verify_on_every_node(platform: tuple[LocalFe
     assert {"job_proposed", "job_approved", "job_started", "stage", "job_succeeded"} <= events
     stage = next(e for e in entries if e["event"] == "stage")
     assert any(k.endswith(".sha256") for k in stage["data"])
+    # no raw data or local path enters any ledger: ids, file names and data directories never appear
+    everything = json.dumps([apis["bank"].get("/api/ledger", party=p, limit=500) for p in PARTIES])
+    assert "C00001" not in everything and not any(f"{p}.csv" in everything for p in PARTIES)
+    assert str(local.data_dir) not in everything
     # every party's digests of the messages it sent agree with its partners' digests of what they received
     assert all(reports[p]["parties"][p]["stage_digests"] > 0 for p in PARTIES)
 
