@@ -59,6 +59,8 @@ class Database:
             self.url = make_url(url)
         except ArgumentError as e:
             raise ConfigError(f"invalid database URL: {e}") from None
+        if self.url.drivername == "postgresql":  # the driver we ship (psycopg 3), not SQLAlchemy's default psycopg2
+            self.url = self.url.set(drivername="postgresql+psycopg")
         self.is_sqlite = self.url.get_backend_name() == "sqlite"
         kwargs: dict[str, Any] = {}
         memory = self.is_sqlite and self.url.database in (None, "", ":memory:")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 from pathlib import Path
 
@@ -96,7 +97,8 @@ def test_get_returns_a_snapshot(storage: Storage) -> None:
 def _stored_progress(storage: Storage, job_id: str) -> tuple[str, str]:
     with storage.db.read() as s:
         row = s.execute(text("SELECT stage, progress FROM jobs WHERE job_id = :j"), {"j": job_id}).one()
-    return str(row[0]), str(row[1])
+    progress = row[1] if isinstance(row[1], str) else json.dumps(row[1])  # PostgreSQL's JSON comes back parsed
+    return str(row[0]), progress
 
 
 def test_live_progress_is_visible_at_once_and_written_with_the_next_update(storage: Storage) -> None:
