@@ -75,6 +75,58 @@ def peak_mb_of(pids: Iterable[int]) -> float:
     return total_kb / 1024
 
 
+class MemorySampler:
+    """The largest memory footprint a set of processes (and their children) had *at one time*.
+
+    Samples, every ``interval`` seconds, the sum of the proportional set size (PSS: shared pages
+    divided among the processes sharing them) over the process trees.  Summing each process's own
+    peak (:func:`peak_mb_of`) overstates: peaks happen at different times and forked workers count
+    the pages they share with their parent again.
+    """
+
+    def __init__(self, pids: Iterable[int], *, interval: float = 1.0) -> None:
+        import threading
+
+        self._pids = list(pids)
+        self._interval = interval
+        self.peak_mb = 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _sample(self) -> float:
+        import psutil
+
+        total = 0
+        seen: set[int] = set()
+        for pid in self._pids:
+            try:
+                procs = [psutil.Process(pid), *psutil.Process(pid).children(recursive=True)]
+            except psutil.NoSuchProcess:
+                continue
+            for proc in procs:
+                if proc.pid in seen:
+                    continue
+                seen.add(proc.pid)
+                try:
+                    total += proc.memory_full_info().pss
+                except (psutil.NoSuchProcess, psutil.AccessDenied):
+                    continue
+        return total / 2**20
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._interval):
+            self.peak_mb = max(self.peak_mb, self._sample())
+
+    def __enter__(self) -> MemorySampler:
+        self.peak_mb = self._sample()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+
 def _vmhwm_kb(pid: int) -> int:
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():

@@ -34,7 +34,7 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import SHARED_DATA, Row, parse_args, peak_mb_of, self_peak_mb, write_results
+from _common import SHARED_DATA, MemorySampler, Row, parse_args, peak_mb_of, self_peak_mb, write_results
 from jointly.config.federation import init_federation
 from jointly.config.job import JobSpec
 from jointly.learn.metrics import evaluate
@@ -165,7 +165,11 @@ def run_jointly(ds: Dataset, parts: dict[str, pd.DataFrame], tmp: Path, key_bits
             "secureboost": model,
         }
     )
-    with LocalFederation(fed, tmp, data_dir=data) as local, JobClient(local.federation, "guest") as client:
+    with (
+        LocalFederation(fed, tmp, data_dir=data) as local,
+        JobClient(local.federation, "guest") as client,
+        MemorySampler(p.pid for p in local.processes.values()) as memory,
+    ):
         start = time.perf_counter()
         job_id = client.submit(train)
         outcome = client.watch(job_id, ["guest", "host"], poll=0.1, timeout=24 * 3600)
@@ -185,7 +189,7 @@ def run_jointly(ds: Dataset, parts: dict[str, pd.DataFrame], tmp: Path, key_bits
         score_id = client.submit(score)
         scored = client.watch(score_id, ["guest", "host"], poll=0.1, timeout=24 * 3600)
         predict_seconds = time.perf_counter() - start
-        peak = peak_mb_of(p.pid for p in local.processes.values())
+        peak_sum = peak_mb_of(p.pid for p in local.processes.values())
         if not scored.succeeded:
             raise SystemExit(f"jointly prediction failed on {ds.name}: {scored.failure()}")
         predictions = pd.read_csv(local.workdir("guest") / "jobs" / score_id / "output" / "predictions.csv")
@@ -202,9 +206,11 @@ def run_jointly(ds: Dataset, parts: dict[str, pd.DataFrame], tmp: Path, key_bits
         value=value,
         seconds=seconds,
         bytes_sent=sent,
-        peak_mb=peak,
+        peak_mb=round(memory.peak_mb, 1),
         params={
             **model,
+            # each process's own peak, summed (overstates: peaks at different times, shared pages counted again)
+            "peak_mb_sum_of_process_peaks": round(peak_sum, 1),
             "predict_seconds": round(predict_seconds, 3),
             "train_rows": len(parts["guest_train"]),
             "test_rows": len(parts["guest_test"]),

@@ -5,7 +5,8 @@
 The same measurement as ``benchmarks/vertical.py`` (jointly's guest and host node processes over
 loopback mutual-TLS gRPC, PSI alignment of the 1M ids included, against plaintext XGBoost on the same
 split), in its own script and results file because it takes far longer than the rest; the goal it
-checks is memory (``peak_mb``: every node process and its worker processes, summed) under 16 GiB.
+checks is memory (``peak_mb``: the largest sum, sampled every second, of the proportional set sizes of
+every node process and its worker processes) under 16 GiB.
 FATE is not run at this size.
 """
 

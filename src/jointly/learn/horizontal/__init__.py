@@ -1,0 +1,1 @@
+"""Horizontal federated learning: parties hold different rows with the same columns."""

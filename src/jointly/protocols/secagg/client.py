@@ -1,0 +1,211 @@
+"""The client side of secure aggregation: four stages over one :class:`ClientState`.
+
+A client talks only to the server; messages for other clients (encrypted
+shares) are relayed by it.  See :mod:`jointly.protocols.secagg` for the steps
+and what each party learns.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+
+from jointly.channel import Channel
+from jointly.crypto import shamir
+from jointly.errors import ConfigError, ProtocolViolation
+from jointly.protocols.secagg.common import (
+    KEY_BYTES,
+    AdvertiseKeys,
+    MaskedInput,
+    Roster,
+    SealedShares,
+    SecAggConfig,
+    UnmaskRequest,
+    UnmaskShares,
+    encode_update,
+    expect,
+    mask_seed,
+    open_sealed,
+    prg,
+    require,
+    seal,
+    session_id,
+    share_key,
+)
+
+MASK_KEY, SELF_SEED = 0, 1  # positions of the two secrets in every Shamir share
+
+
+@dataclass
+class ClientState:
+    """Everything one client holds between stages.  Secret: the two private keys, ``b_seed`` and the shares."""
+
+    name: str
+    server: str
+    config: SecAggConfig
+    c_key: X25519PrivateKey = field(default_factory=X25519PrivateKey.generate, repr=False)
+    s_key: X25519PrivateKey = field(default_factory=X25519PrivateKey.generate, repr=False)
+    b_seed: bytes = field(default_factory=lambda: secrets.token_bytes(KEY_BYTES), repr=False)
+    roster: Roster | None = None
+    session: bytes = b""
+    own_shares: dict[str, shamir.Share] = field(default_factory=dict, repr=False)  # by recipient
+    received: dict[str, shamir.Share] = field(default_factory=dict, repr=False)  # by sender, own included
+    sharers: tuple[str, ...] = ()  # U2: clients whose shares everyone holds
+    survivors: tuple[str, ...] = ()  # U3
+    dropped: tuple[str, ...] = ()
+
+    def index(self, client: str) -> int:
+        if self.roster is None:
+            raise ConfigError("stage out of order: no roster yet")
+        return self.roster.clients.index(client)
+
+
+def advertise_keys(channel: Channel, state: ClientState) -> None:
+    """Stage 1: send both public keys; receive and check the roster of clients that did."""
+    ch = channel.sub("advertise")
+    c_pk, s_pk = state.c_key.public_key().public_bytes_raw(), state.s_key.public_key().public_bytes_raw()
+    ch.send(state.server, "keys", AdvertiseKeys(c_pk=c_pk, s_pk=s_pk, config=state.config.fingerprint()))
+    roster = expect(ch.recv(state.server, "roster", timeout=state.config.client_timeout), Roster, state.server)
+    if not (
+        isinstance(roster.clients, list)
+        and isinstance(roster.c_pks, list)
+        and isinstance(roster.s_pks, list)
+        and all(isinstance(c, str) for c in roster.clients)
+    ):
+        raise ProtocolViolation("the roster is malformed")
+    n = len(roster.clients)
+    if not (len(roster.c_pks) == len(roster.s_pks) == n and len(set(roster.clients)) == n):
+        raise ProtocolViolation("the roster is malformed")
+    keys = roster.c_pks + roster.s_pks
+    if not all(isinstance(k, bytes) and len(k) == KEY_BYTES for k in keys) or len(set(keys)) != 2 * n:
+        raise ProtocolViolation("the roster holds malformed or repeated public keys")
+    if state.name not in roster.clients:
+        raise ProtocolViolation(f"the roster does not list {state.name!r}")
+    i = roster.clients.index(state.name)
+    if roster.c_pks[i] != c_pk or roster.s_pks[i] != s_pk:
+        raise ProtocolViolation("the roster altered this client's public keys")
+    if not isinstance(roster.length, int) or roster.length < 1:
+        raise ProtocolViolation("the roster has a bad vector length")
+    require(n, state.config.threshold, party=state.server, stage=ch.namespace, what="advertised keys")
+    state.config.check_capacity(n)
+    state.roster = roster
+    state.session = session_id(roster, state.config)
+
+
+def share_keys(channel: Channel, state: ClientState) -> None:
+    """Stage 2: Shamir-share the mask key and the self-mask seed, each share sealed for its recipient."""
+    ch = channel.sub("share")
+    roster = state.roster
+    if roster is None:
+        raise ConfigError("stage out of order: advertise_keys first")
+    xs = [i + 1 for i in range(len(roster.clients))]
+    secrets_ = [state.s_key.private_bytes_raw(), state.b_seed]
+    shares = shamir.split(secrets_, state.config.threshold, xs)
+    state.own_shares = dict(zip(roster.clients, shares, strict=True))
+    sealed = {}
+    for v, c_pk in zip(roster.clients, roster.c_pks, strict=True):
+        if v == state.name:
+            continue
+        key = share_key(state.c_key, c_pk, session=state.session, peer=v)
+        sealed[v] = seal(key, state.own_shares[v].to_bytes(), session=state.session, sender=state.name, recipient=v)
+    ch.send(state.server, "out", SealedShares(ciphertexts=sealed))
+
+    bundle = expect(ch.recv(state.server, "in", timeout=state.config.client_timeout), SealedShares, state.server)
+    me = state.index(state.name) + 1
+    if not isinstance(bundle.ciphertexts, dict):
+        raise ProtocolViolation("relayed shares are malformed")
+    received = {state.name: state.own_shares[state.name]}
+    for u, ct in bundle.ciphertexts.items():
+        if u not in roster.clients or u == state.name:
+            raise ProtocolViolation(f"relayed shares name an unknown sender {u!r}")
+        key = share_key(state.c_key, roster.c_pks[state.index(u)], session=state.session, peer=u)
+        plain = open_sealed(key, ct, session=state.session, sender=u, recipient=state.name)
+        try:
+            share = shamir.Share.from_bytes(plain)
+        except ConfigError as exc:
+            raise ProtocolViolation(f"{u!r} sent a malformed share") from exc
+        if share.x != me or len(share.y) != 2:
+            raise ProtocolViolation(f"{u!r} sent a share for the wrong point")
+        received[u] = share
+    state.received = received
+    state.sharers = tuple(c for c in roster.clients if c in received)
+    require(len(state.sharers), state.config.threshold, party=state.server, stage=ch.namespace, what="shared keys")
+
+
+def masked_input(channel: Channel, state: ClientState, vector: np.ndarray) -> None:
+    """Stage 3: send ``vector + PRG(b) + sum_v ±PRG(s_uv)`` over the ring; the server sees only this."""
+    ch = channel.sub("masked")
+    roster = state.roster
+    if roster is None or not state.sharers:
+        raise ConfigError("stage out of order: share_keys first")
+    if vector.shape != (roster.length,) or vector.dtype != state.config.dtype:
+        raise ConfigError(f"the update has {vector.size} coordinates, the server expects {roster.length}")
+    dtype = state.config.dtype
+    y = vector + prg(state.b_seed, roster.length, dtype)
+    me = state.index(state.name)
+    for v in state.sharers:
+        if v == state.name:
+            continue
+        j = state.index(v)
+        seed = mask_seed(state.s_key, roster.s_pks[j], session=state.session, peer=v)
+        mask = prg(seed, roster.length, dtype)
+        if me < j:
+            y += mask
+        else:
+            y -= mask
+    ch.send(state.server, "input", MaskedInput(vector=y))
+
+
+def unmask(channel: Channel, state: ClientState) -> None:
+    """Stage 4: reveal shares of survivors' self-mask seeds and of dropped clients' mask keys, never both."""
+    ch = channel.sub("unmask")
+    request = expect(ch.recv(state.server, "request", timeout=state.config.client_timeout), UnmaskRequest, state.server)
+    if not (isinstance(request.survivors, list) and isinstance(request.dropped, list)):
+        raise ProtocolViolation("the unmask request is malformed")
+    survivors, dropped = list(request.survivors), list(request.dropped)
+    if (
+        set(survivors) & set(dropped)
+        or set(survivors) | set(dropped) != set(state.sharers)
+        or len(set(survivors)) != len(survivors)
+        or len(set(dropped)) != len(dropped)
+        or state.name not in survivors
+    ):
+        raise ProtocolViolation("the unmask request does not split the clients that shared keys")
+    require(len(survivors), state.config.threshold, party=state.server, stage=ch.namespace, what="sent inputs")
+    state.survivors, state.dropped = tuple(survivors), tuple(dropped)
+    self_seed = {u: state.received[u].only(SELF_SEED).to_bytes() for u in survivors}
+    mask_key = {u: state.received[u].only(MASK_KEY).to_bytes() for u in dropped}
+    ch.send(state.server, "shares", UnmaskShares(self_seed=self_seed, mask_key=mask_key))
+
+
+@dataclass(frozen=True)
+class SecAggClientResult:
+    """What a client learns: who contributed to the sum and who dropped after sharing keys."""
+
+    survivors: tuple[str, ...]
+    dropped: tuple[str, ...]
+
+
+def run_client(
+    channel: Channel, server: str, update: Sequence[np.ndarray], *, num_examples: int, config: SecAggConfig
+) -> ClientState:
+    """All four stages; returns the final state (secrets included: for tests and audits, not for the wire)."""
+    vector = encode_update(update, num_examples=num_examples, config=config)
+    state = ClientState(name=channel.party, server=server, config=config)
+    advertise_keys(channel, state)
+    share_keys(channel, state)
+    masked_input(channel, state, vector)
+    unmask(channel, state)
+    return state
+
+
+def run_secagg_client(
+    channel: Channel, server: str, update: Sequence[np.ndarray], *, num_examples: int, config: SecAggConfig
+) -> SecAggClientResult:
+    """This client's side of secure aggregation of ``update`` (weighted by ``num_examples`` if configured)."""
+    state = run_client(channel, server, update, num_examples=num_examples, config=config)
+    return SecAggClientResult(survivors=state.survivors, dropped=state.dropped)

@@ -1,0 +1,213 @@
+"""The server (aggregator) side of secure aggregation: four stages over one :class:`ServerState`.
+
+The server relays every client-to-client message, counts clients that miss a
+stage deadline (``config.timeout``) as dropped, and in the last stage rebuilds
+exactly the secrets needed to remove the masks from the sum.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+
+from jointly.channel import Channel
+from jointly.crypto import shamir
+from jointly.errors import ConfigError, PeerTimeout, ProtocolViolation
+from jointly.protocols.secagg.common import (
+    AdvertiseKeys,
+    MaskedInput,
+    Roster,
+    SealedShares,
+    SecAggConfig,
+    SecAggResult,
+    UnmaskRequest,
+    UnmaskShares,
+    decode_sum,
+    expect,
+    mask_seed,
+    prg,
+    require,
+    session_id,
+    vector_length,
+)
+
+
+@dataclass
+class ServerState:
+    """What the server holds between stages: public keys, who is still in, and the masked sum."""
+
+    clients: tuple[str, ...]
+    shapes: tuple[tuple[int, ...], ...]
+    config: SecAggConfig
+    roster: Roster | None = None
+    session: bytes = b""
+    sharers: tuple[str, ...] = ()  # U2
+    survivors: tuple[str, ...] = ()  # U3
+    masked_sum: np.ndarray | None = field(default=None, repr=False)
+    result: SecAggResult | None = None
+
+    @property
+    def length(self) -> int:
+        return vector_length(self.shapes)
+
+    def index(self, client: str) -> int:
+        if self.roster is None:
+            raise ConfigError("stage out of order: no roster yet")
+        return self.roster.clients.index(client)
+
+
+def _gather(ch: Channel, tag: str, frm: Sequence[str], timeout: float) -> dict[str, object]:
+    """Messages from whichever of ``frm`` answer before one shared deadline; the others dropped out."""
+    deadline = time.monotonic() + timeout
+    got: dict[str, object] = {}
+    for party in frm:
+        try:
+            got[party] = ch.recv(party, tag, timeout=max(0.0, deadline - time.monotonic()))
+        except PeerTimeout:
+            continue
+    return got
+
+
+def collect_keys(channel: Channel, state: ServerState) -> None:
+    """Stage 1: gather public keys (U1) and broadcast the roster to U1."""
+    ch = channel.sub("advertise")
+    got = _gather(ch, "keys", state.clients, state.config.timeout)
+    fingerprint = state.config.fingerprint()
+    clients: list[str] = []
+    c_pks: list[bytes] = []
+    s_pks: list[bytes] = []
+    for name, value in got.items():
+        msg = expect(value, AdvertiseKeys, name)
+        if msg.config != fingerprint:
+            raise ProtocolViolation(f"{name!r} runs secure aggregation with a different configuration")
+        keys = (msg.c_pk, msg.s_pk)
+        if not all(isinstance(k, bytes) and len(k) == 32 for k in keys) or set(keys) & set(c_pks + s_pks):
+            raise ProtocolViolation(f"{name!r} sent malformed or repeated public keys")
+        clients.append(name)
+        c_pks.append(msg.c_pk)
+        s_pks.append(msg.s_pk)
+    require(len(clients), state.config.threshold, party=ch.party, stage=ch.namespace, what="advertised keys")
+    state.config.check_capacity(len(clients))
+    state.roster = Roster(clients=clients, c_pks=c_pks, s_pks=s_pks, length=state.length)
+    state.session = session_id(state.roster, state.config)
+    ch.broadcast("roster", state.roster, to=clients)
+
+
+def relay_shares(channel: Channel, state: ServerState) -> None:
+    """Stage 2: gather sealed shares from U1; U2 = who sent them; forward each its ciphertexts from U2."""
+    ch = channel.sub("share")
+    if state.roster is None:
+        raise ConfigError("stage out of order: collect_keys first")
+    u1 = state.roster.clients
+    got = _gather(ch, "out", u1, state.config.timeout)
+    sealed: dict[str, dict[str, bytes]] = {}
+    for name, value in got.items():
+        cts = expect(value, SealedShares, name).ciphertexts
+        if not isinstance(cts, dict) or set(cts) != set(u1) - {name}:
+            raise ProtocolViolation(f"{name!r} did not seal one share for every other client")
+        sealed[name] = cts
+    state.sharers = tuple(c for c in u1 if c in sealed)
+    require(len(state.sharers), state.config.threshold, party=ch.party, stage=ch.namespace, what="shared keys")
+    for v in state.sharers:
+        ch.send(v, "in", SealedShares(ciphertexts={u: sealed[u][v] for u in state.sharers if u != v}))
+
+
+def collect_masked(channel: Channel, state: ServerState) -> None:
+    """Stage 3: add up the masked inputs of U2; U3 = who sent one."""
+    ch = channel.sub("masked")
+    got = _gather(ch, "input", state.sharers, state.config.timeout)
+    total = np.zeros(state.length, dtype=state.config.dtype)
+    for name, value in got.items():
+        vec = expect(value, MaskedInput, name).vector
+        if not isinstance(vec, np.ndarray) or vec.dtype != state.config.dtype or vec.shape != (state.length,):
+            raise ProtocolViolation(f"{name!r} sent a masked input of the wrong type or length")
+        total += vec
+    state.survivors = tuple(c for c in state.sharers if c in got)
+    require(len(state.survivors), state.config.threshold, party=ch.party, stage=ch.namespace, what="sent inputs")
+    state.masked_sum = total
+
+
+def _rebuild(shares: dict[str, bytes], responders: Sequence[str], state: ServerState, owner: str) -> bytes:
+    points = []
+    for r in responders:
+        try:
+            share = shamir.Share.from_bytes(shares[r])
+        except (ConfigError, KeyError, TypeError) as exc:
+            raise ProtocolViolation(f"{r!r} sent a malformed share of {owner!r}'s secret") from exc
+        if share.x != state.index(r) + 1 or len(share.y) != 1:
+            raise ProtocolViolation(f"{r!r} sent a share of {owner!r}'s secret at the wrong point")
+        points.append(share)
+    try:
+        return shamir.to_bytes(shamir.reconstruct(points, state.config.threshold)[0])
+    except ConfigError as exc:
+        raise ProtocolViolation(f"the shares of {owner!r}'s secret are inconsistent") from exc
+
+
+def unmask(channel: Channel, state: ServerState) -> SecAggResult:
+    """Stage 4: ask U3 for shares, rebuild self-mask seeds of U3 and mask keys of U2 - U3, unmask the sum."""
+    ch = channel.sub("unmask")
+    roster, total = state.roster, state.masked_sum
+    if roster is None or total is None:
+        raise ConfigError("stage out of order: collect_masked first")
+    survivors = list(state.survivors)
+    dropped = [c for c in state.sharers if c not in state.survivors]
+    ch.broadcast("request", UnmaskRequest(survivors=survivors, dropped=dropped), to=survivors)
+    got = _gather(ch, "shares", survivors, state.config.timeout)
+    replies = {}
+    for name, value in got.items():
+        msg = expect(value, UnmaskShares, name)
+        if not (isinstance(msg.self_seed, dict) and isinstance(msg.mask_key, dict)):
+            raise ProtocolViolation(f"{name!r} sent malformed unmasking shares")
+        if set(msg.self_seed) != set(survivors) or set(msg.mask_key) != set(dropped):
+            raise ProtocolViolation(f"{name!r} did not send exactly the shares the server asked for")
+        replies[name] = msg
+    responders = [c for c in survivors if c in replies][: state.config.threshold]
+    require(len(replies), state.config.threshold, party=ch.party, stage=ch.namespace, what="sent unmasking shares")
+
+    dtype, length = state.config.dtype, state.length
+    for v in survivors:
+        seed = _rebuild({r: replies[r].self_seed[v] for r in responders}, responders, state, v)
+        total -= prg(seed, length, dtype)
+    for u in dropped:
+        raw = _rebuild({r: replies[r].mask_key[u] for r in responders}, responders, state, u)
+        key = X25519PrivateKey.from_private_bytes(raw)
+        iu = state.index(u)
+        if key.public_key().public_bytes_raw() != roster.s_pks[iu]:
+            raise ProtocolViolation(f"the rebuilt mask key of {u!r} does not match its public key")
+        for v in survivors:
+            iv = state.index(v)
+            mask = prg(mask_seed(key, roster.s_pks[iv], session=state.session, peer=v), length, dtype)
+            if iv < iu:  # v added +PRG(s_uv) for a later client u, -PRG for an earlier one
+                total -= mask
+            else:
+                total += mask
+    arrays, examples = decode_sum(total, state.shapes, state.config)
+    state.result = SecAggResult(
+        sum=arrays,
+        total_examples=examples,
+        survivors=tuple(survivors),
+        dropped=tuple(c for c in state.clients if c not in survivors),
+    )
+    return state.result
+
+
+def run_secagg_server(
+    channel: Channel, clients: Sequence[str], shapes: Sequence[Sequence[int]], *, config: SecAggConfig
+) -> SecAggResult:
+    """The server's side: the sum of the surviving clients' updates, of the given array ``shapes``."""
+    names = tuple(clients)
+    if len(set(names)) != len(names) or channel.party in names:
+        raise ConfigError("clients must be distinct and must not include the server")
+    dims = tuple(tuple(int(d) for d in s) for s in shapes)
+    if any(d < 0 for s in dims for d in s):
+        raise ConfigError("array shapes must be non-negative")
+    config.check_capacity(len(names))
+    state = ServerState(clients=names, shapes=dims, config=config)
+    collect_keys(channel, state)
+    relay_shares(channel, state)
+    collect_masked(channel, state)
+    return unmask(channel, state)

@@ -1,0 +1,240 @@
+"""Secure aggregation over the in-memory channel: correct sums, dropouts, and what the server sees."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from jointly.channel import Channel
+from jointly.channel.codec import decode
+from jointly.channel.memory import MemoryHub
+from jointly.errors import ConfigError, DataError, ProtocolAborted, ProtocolViolation
+from jointly.protocols.secagg import (
+    ClientState,
+    SecAggConfig,
+    SecAggResult,
+    encode_update,
+    run_secagg_client,
+    run_secagg_server,
+)
+from jointly.protocols.secagg import client as client_stages
+from jointly.protocols.secagg.client import run_client
+from jointly.protocols.secagg.common import MaskedInput, SealedShares
+
+SERVER = "server"
+SHAPES = [(3, 4), (5,)]
+FAST = {"timeout": 2.0, "client_timeout": 20.0}  # no test waits this long unless a client drops
+DROP = {"timeout": 0.5, "client_timeout": 20.0}  # how long the server waits for a client that dropped
+
+
+def make_updates(clients: Sequence[str], shapes: Sequence[tuple[int, ...]], seed: int = 0) -> dict:
+    rng = np.random.default_rng(seed)
+    return {c: [rng.normal(size=s).astype(np.float32) for s in shapes] for c in clients}
+
+
+def dropper(config: SecAggConfig, stages: int) -> Callable[[Channel], None]:
+    """A client that stops after ``stages`` stages (1: advertised keys, 2: shared keys)."""
+
+    def fn(ch: Channel) -> None:
+        state = ClientState(name=ch.party, server=SERVER, config=config)
+        client_stages.advertise_keys(ch, state)
+        if stages >= 2:
+            client_stages.share_keys(ch, state)
+
+    return fn
+
+
+def run(
+    n: int,
+    config: SecAggConfig,
+    *,
+    drop: dict[str, int] | None = None,
+    hub: MemoryHub | None = None,
+    shapes: Sequence[tuple[int, ...]] = SHAPES,
+) -> tuple[dict, dict, MemoryHub]:
+    clients = [f"c{i}" for i in range(n)]
+    hub = hub or MemoryHub([SERVER, *clients])
+    updates = make_updates(clients, shapes)
+    examples = {c: 10 + 7 * i for i, c in enumerate(clients)}
+    fns: dict[str, Callable[[Channel], object]] = {}
+    for c in clients:
+        if drop and c in drop:
+            fns[c] = dropper(config, drop[c])
+        else:
+            fns[c] = lambda ch, c=c: run_client(ch, SERVER, updates[c], num_examples=examples[c], config=config)
+    fns[SERVER] = lambda ch: run_secagg_server(ch, clients, shapes, config=config)
+    results = hub.run(fns, timeout=60)
+    return results, {c: (updates[c], examples[c]) for c in clients}, hub
+
+
+def expected_sum(inputs: dict, members: Sequence[str], weighted: bool) -> list[np.ndarray]:
+    out = []
+    for k in range(len(SHAPES)):
+        out.append(sum((inputs[c][1] if weighted else 1) * inputs[c][0][k].astype(np.float64) for c in members))
+    return out
+
+
+@pytest.mark.parametrize(("bits", "weighted"), [(64, True), (64, False), (32, False)])
+def test_unmasked_sum_equals_plain_sum(bits: int, weighted: bool) -> None:
+    cfg = SecAggConfig(threshold=3, modulus_bits=bits, weighted=weighted, max_examples=100, **FAST)
+    results, inputs, _ = run(5, cfg)
+    res = results[SERVER]
+    assert isinstance(res, SecAggResult)
+    assert res.survivors == tuple(inputs) and res.dropped == ()
+    assert res.total_examples == sum(e for _, e in inputs.values())
+    tol = 5 * (max(e for _, e in inputs.values()) if weighted else 1) * 2.0 ** -(cfg.frac_bits + 1)
+    for got, want, shape in zip(res.sum, expected_sum(inputs, list(inputs), weighted), SHAPES, strict=True):
+        assert got.shape == shape
+        np.testing.assert_allclose(got, want, rtol=0, atol=tol)
+    if weighted:
+        mean = res.mean()[0]
+        np.testing.assert_allclose(mean, want_mean(inputs), atol=1e-4)
+    for c in inputs:
+        assert results[c].survivors == tuple(inputs)
+
+
+def want_mean(inputs: dict) -> np.ndarray:
+    total = sum(e for _, e in inputs.values())
+    return sum(e * u[0].astype(np.float64) for u, e in inputs.values()) / total
+
+
+def test_public_client_entry_point_and_clipping() -> None:
+    cfg = SecAggConfig(threshold=2, clip=1.0, weighted=False, **FAST)
+    hub = MemoryHub([SERVER, "a", "b"])
+    ups = {"a": [np.array([5.0, -0.5])], "b": [np.array([-5.0, 0.25])]}
+    fns: dict[str, Callable[[Channel], object]] = {
+        c: (lambda ch, c=c: run_secagg_client(ch, SERVER, ups[c], num_examples=3, config=cfg)) for c in ups
+    }
+    fns[SERVER] = lambda ch: run_secagg_server(ch, ["a", "b"], [(2,)], config=cfg)
+    res = hub.run(fns)[SERVER]
+    assert isinstance(res, SecAggResult)
+    np.testing.assert_allclose(res.sum[0], [0.0, -0.25], atol=1e-4)  # 5 and -5 clipped to +-1
+    assert res.total_examples == 6
+
+
+def test_one_client_dropping_after_sharing_keys_is_unmasked() -> None:
+    cfg = SecAggConfig(threshold=3, **DROP)
+    results, inputs, hub = run(5, cfg, drop={"c4": 2})
+    res = results[SERVER]
+    survivors = ["c0", "c1", "c2", "c3"]
+    assert res.survivors == tuple(survivors) and res.dropped == ("c4",)
+    assert res.total_examples == sum(inputs[c][1] for c in survivors)
+    for got, want in zip(res.sum, expected_sum(inputs, survivors, True), strict=True):
+        np.testing.assert_allclose(got, want, atol=5 * 40 * 2.0**-16)
+    assert results["c0"].dropped == ("c4",)
+    # the dropped client's mask key was revealed, its self-mask seed never was
+    requests = [decode(b) for s, d, t, b in hub.log if d == SERVER and t.endswith("unmask/shares")]
+    assert requests and all(set(r.mask_key) == {"c4"} and "c4" not in r.self_seed for r in requests)
+
+
+def test_client_dropping_before_sharing_is_left_out() -> None:
+    cfg = SecAggConfig(threshold=3, **DROP)
+    results, inputs, _ = run(4, cfg, drop={"c1": 1})
+    res = results[SERVER]
+    survivors = ["c0", "c2", "c3"]
+    assert res.survivors == tuple(survivors) and res.dropped == ("c1",)
+    for got, want in zip(res.sum, expected_sum(inputs, survivors, True), strict=True):
+        np.testing.assert_allclose(got, want, atol=4 * 40 * 2.0**-16)
+
+
+def test_too_many_dropouts_abort_with_a_clear_error() -> None:
+    cfg = SecAggConfig(threshold=3, **DROP)
+    with pytest.raises(ProtocolAborted, match=r"only 2 clients sent inputs; the threshold is 3") as info:
+        run(5, cfg, drop={"c2": 2, "c3": 2, "c4": 2})
+    assert info.value.party == SERVER and info.value.stage.endswith("masked")
+
+
+def test_server_sees_only_uniform_masked_vectors_and_sealed_shares() -> None:
+    # all-zero updates: the strongest structure an input can have; the masked vectors must still look uniform
+    cfg = SecAggConfig(threshold=2, modulus_bits=32, weighted=False, max_examples=10, **FAST)
+    shapes = [(20_000,)]
+    clients = ["c0", "c1", "c2"]
+    hub = MemoryHub([SERVER, *clients])
+    zeros = [np.zeros(20_000, dtype=np.float32)]
+    fns: dict[str, Callable[[Channel], object]] = {
+        c: (lambda ch: run_client(ch, SERVER, zeros, num_examples=1, config=cfg)) for c in clients
+    }
+    fns[SERVER] = lambda ch: run_secagg_server(ch, clients, shapes, config=cfg)
+    results = hub.run(fns)
+    assert np.all(results[SERVER].sum[0] == 0)
+    encoded = encode_update(zeros, num_examples=1, config=cfg)
+
+    to_server = [(src, tag, body) for src, dst, tag, body in hub.log if dst == SERVER]
+    masked = [decode(body) for _src, tag, body in to_server if tag.endswith("masked/input")]
+    assert len(masked) == 3
+    for msg in masked:
+        assert isinstance(msg, MaskedInput)
+        vec = msg.vector
+        assert np.mean(vec == encoded) < 0.001
+        high = (vec >> np.uint32(24)).astype(np.int64)
+        assert stats.chisquare(np.bincount(high, minlength=256)).pvalue > 0.001
+        assert stats.kstest(vec / 2.0**32, "uniform").pvalue > 0.001
+    # the same tests do reject an unmasked encoding, so they are not vacuous
+    assert stats.kstest(encoded / 2.0**32, "uniform").pvalue < 0.001
+
+    secrets_ = []
+    for c in clients:
+        state = results[c]
+        assert isinstance(state, ClientState)
+        secrets_ += [state.b_seed, state.s_key.private_bytes_raw(), state.c_key.private_bytes_raw()]
+        for share in state.own_shares.values():
+            secrets_.append(share.to_bytes())
+            secrets_ += [y.to_bytes(33, "big") for y in share.y]
+    for _src, tag, body in to_server:
+        if tag.endswith("unmask/shares"):
+            continue  # unmasking shares are meant for the server (and never two of one client)
+        assert not any(s in body for s in secrets_), tag
+    sealed = [decode(body) for _src, tag, body in to_server if tag.endswith("share/out")]
+    for msg in sealed:
+        assert isinstance(msg, SealedShares)
+        assert all(len(ct) == 12 + 4 + 2 * 33 + 16 for ct in msg.ciphertexts.values())  # nonce, share, GCM tag
+
+
+class TamperingHub(MemoryHub):
+    """A relaying server (or a network attacker) that flips the last bit of the shares relayed to c1."""
+
+    def put(self, src: str, dst: str, tag: str, data: bytes) -> None:
+        if src == SERVER and dst == "c1" and tag.endswith("share/in"):
+            data = data[:-1] + bytes([data[-1] ^ 1])  # the last bytes of the message are a GCM tag
+        super().put(src, dst, tag, data)
+
+
+def test_tampered_share_ciphertext_is_detected() -> None:
+    cfg = SecAggConfig(threshold=2, **FAST)
+    hub = TamperingHub([SERVER, "c0", "c1", "c2"])
+    with pytest.raises(ProtocolViolation, match="failed authentication"):
+        run(3, cfg, hub=hub)
+
+
+def test_mismatched_configuration_is_refused() -> None:
+    cfg = SecAggConfig(threshold=2, **FAST)
+    other = SecAggConfig(threshold=2, frac_bits=20, **FAST)
+    hub = MemoryHub([SERVER, "a", "b"])
+    fns: dict[str, Callable[[Channel], object]] = {
+        "a": lambda ch: run_client(ch, SERVER, [np.zeros(2)], num_examples=1, config=cfg),
+        "b": lambda ch: run_client(ch, SERVER, [np.zeros(2)], num_examples=1, config=other),
+        SERVER: lambda ch: run_secagg_server(ch, ["a", "b"], [(2,)], config=cfg),
+    }
+    with pytest.raises(ProtocolViolation, match="different configuration"):
+        hub.run(fns)
+
+
+def test_bad_configuration_and_inputs_are_refused() -> None:
+    with pytest.raises(ConfigError, match="threshold"):
+        SecAggConfig(threshold=1)
+    with pytest.raises(ConfigError, match="modulus_bits"):
+        SecAggConfig(threshold=2, modulus_bits=48)
+    with pytest.raises(ConfigError, match="overflow"):
+        SecAggConfig(threshold=2, modulus_bits=32).check_capacity(5)  # weighted by up to 2**20 examples
+    with pytest.raises(ConfigError, match="threshold"):
+        SecAggConfig(threshold=4).check_capacity(3)
+    cfg = SecAggConfig(threshold=2, max_examples=10)
+    with pytest.raises(ConfigError, match="num_examples"):
+        encode_update([np.zeros(2)], num_examples=11, config=cfg)
+    with pytest.raises(DataError, match="NaN"):
+        encode_update([np.array([np.nan])], num_examples=1, config=cfg)
+    with pytest.raises(ConfigError, match="must not include the server"):
+        run_secagg_server(MemoryHub([SERVER, "a"]).channel(SERVER), [SERVER, "a"], [(1,)], config=cfg)
