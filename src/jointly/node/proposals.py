@@ -22,7 +22,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Protocol
 
 from jointly.config.job import JobSpec
@@ -149,12 +149,16 @@ class ProposalFlow:
                 self.receive(peer, {"job_id": job_id, "decision": reply["decision"]}, start_now=False)
         self.maybe_start(job_id)
 
-    def _abort_proposal(self, record: JobRecord, proposed: list[str], failed: str, exc: Exception) -> None:
-        for peer in proposed:
+    def withdraw(self, job_id: str, peers: Iterable[str]) -> None:
+        """Ask ``peers`` to cancel ``job_id`` (best effort: one that cannot be reached is logged)."""
+        for peer in peers:
             try:
-                self._call(peer, "cancel", {"job_id": record.job_id})
-            except JointlyError:
-                log.warning("could not withdraw job %s from %s", record.job_id, peer)
+                self._call(peer, "cancel", {"job_id": job_id})
+            except JointlyError as exc:
+                log.warning("could not cancel job %s on %s: %s", job_id, peer, exc)
+
+    def _abort_proposal(self, record: JobRecord, proposed: list[str], failed: str, exc: Exception) -> None:
+        self.withdraw(record.job_id, proposed)
         reason = f"{type(exc).__name__}: {exc}"
         self._jobs.update(
             record.job_id,
@@ -185,11 +189,7 @@ class ProposalFlow:
             except JointlyError as exc:
                 reason = f"{type(exc).__name__}: {exc}"
                 log.warning("job %s: %s could not be started: %s", job_id, peer, reason)
-                for other in started:
-                    try:
-                        self._call(other, "cancel", {"job_id": job_id})
-                    except JointlyError:
-                        log.warning("could not cancel job %s on %s", job_id, other)
+                self.withdraw(job_id, started)
                 self._jobs.update(
                     job_id, state=FAILED, stage="start", error=JobError(peer, "start", reason), finished=time.time()
                 )

@@ -288,11 +288,7 @@ class Node:
             raise NotFound(f"unknown job {job_id!r} on node {self.party!r}")
         if self.proposals.cancel_pending(job_id, by):
             if by == self.party or by not in record.spec["parties"]:
-                for peer in (p for p in record.spec["parties"] if p != self.party):
-                    try:
-                        self._call(peer, "cancel", {"job_id": job_id})
-                    except JointlyError as exc:
-                        log.warning("could not cancel job %s on %s: %s", job_id, peer, exc)
+                self.proposals.withdraw(job_id, (p for p in record.spec["parties"] if p != self.party))
             return
         with self._lock:
             endpoint = self._endpoints.get(job_id)

@@ -19,6 +19,7 @@ from jointly.config.job import JobSpec
 from jointly.errors import ConfigError, Conflict, NotFound
 from jointly.node.records import JobRecord
 from jointly.node.services.base import Json, JsonList, Principal, Role
+from jointly.node.services.ledger import LedgerServiceImpl
 from jointly.node.storage import inspect_table
 from jointly.runtime.models import ModelStore
 from jointly.runtime.states import PENDING, TERMINAL
@@ -237,8 +238,6 @@ class LocalNodeServices:
     """:class:`~jointly.node.services.base.NodeServices` over a running :class:`Node`."""
 
     def __init__(self, node: Node) -> None:
-        from jointly.node.services.ledger import LedgerServiceImpl
-
         self._node = node
         self._datasets = DatasetServiceImpl(node)
         self._jobs = JobServiceImpl(node)

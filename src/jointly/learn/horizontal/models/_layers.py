@@ -10,6 +10,8 @@ from torch import nn
 from jointly.errors import ConfigError
 
 NormKind = Literal["batch", "group", "none"]
+StemKind = Literal["imagenet", "cifar"]
+SMALL_IMAGE_MAX = 64  # images up to this size get the CIFAR-style stem (3x3 conv, no max-pool)
 NORM_KINDS: tuple[str, ...] = get_args(NormKind)
 
 
@@ -38,3 +40,22 @@ def make_norm(norm: NormKind, channels: int) -> nn.Module:
     if norm == "group":
         return nn.GroupNorm(math.gcd(32, channels), channels)
     return nn.Identity()
+
+
+def check_image_model(where: str, *, in_channels: int, num_classes: int, image_size: int, stem: str) -> StemKind:
+    """Check the arguments every convolutional family shares; return the stem to build.
+
+    ``stem="auto"`` picks the CIFAR-style stem for images up to :data:`SMALL_IMAGE_MAX` pixels
+    and the paper's ImageNet stem (7x7 stride-2 convolution, max-pool) above.
+    """
+    if in_channels < 1 or num_classes < 1:
+        raise ConfigError(f"{where}: in_channels and num_classes must be >= 1, got {in_channels}, {num_classes}")
+    if image_size < 8:
+        raise ConfigError(f"{where}: image_size must be >= 8, got {image_size}")
+    if stem == "auto":
+        return "cifar" if image_size <= SMALL_IMAGE_MAX else "imagenet"
+    if stem == "imagenet":
+        return "imagenet"
+    if stem == "cifar":
+        return "cifar"
+    raise ConfigError(f"{where}: stem must be 'auto', 'imagenet' or 'cifar', got {stem!r}")

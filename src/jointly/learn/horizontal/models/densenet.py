@@ -26,9 +26,7 @@ from torch.nn import functional
 from torch.utils.checkpoint import checkpoint
 
 from jointly.errors import ConfigError
-from jointly.learn.horizontal.models._layers import NormKind, check_norm, make_norm
-
-SMALL_IMAGE_MAX = 64
+from jointly.learn.horizontal.models._layers import NormKind, check_image_model, check_norm, make_norm
 
 BLOCKS: dict[str, tuple[int, ...]] = {
     "densenet121": (6, 12, 24, 16),
@@ -133,29 +131,24 @@ class DenseNet(nn.Module):
         super().__init__()
         if depth not in BLOCKS:
             raise ConfigError(f"DenseNet: unknown depth {depth!r}; choose one of {sorted(BLOCKS)}")
-        if in_channels < 1 or num_classes < 1:
-            raise ConfigError(f"DenseNet: in_channels and num_classes must be >= 1, got {in_channels}, {num_classes}")
-        if image_size < 8:
-            raise ConfigError(f"DenseNet: image_size must be >= 8, got {image_size}")
+        stem_kind = check_image_model(
+            "DenseNet", in_channels=in_channels, num_classes=num_classes, image_size=image_size, stem=stem
+        )
         if growth_rate < 1 or bn_size < 1:
             raise ConfigError(f"DenseNet: growth_rate and bn_size must be >= 1, got {growth_rate}, {bn_size}")
         if not 0.0 <= drop_rate < 1.0:
             raise ConfigError(f"DenseNet: drop_rate must be in [0, 1), got {drop_rate}")
-        if stem not in ("auto", "imagenet", "cifar"):
-            raise ConfigError(f"DenseNet: stem must be 'auto', 'imagenet' or 'cifar', got {stem!r}")
         kind = check_norm(norm, where="DenseNet")
-        if stem == "auto":
-            stem = "cifar" if image_size <= SMALL_IMAGE_MAX else "imagenet"
-        self.stem_kind = stem
+        self.stem_kind = stem_kind
         init = 2 * growth_rate
         self.features = nn.Sequential()
-        if stem == "imagenet":
+        if stem_kind == "imagenet":
             self.features.add_module("conv0", nn.Conv2d(in_channels, init, 7, stride=2, padding=3, bias=False))
         else:
             self.features.add_module("conv0", nn.Conv2d(in_channels, init, 3, padding=1, bias=False))
         self.features.add_module("norm0", make_norm(kind, init))
         self.features.add_module("relu0", nn.ReLU(inplace=True))
-        if stem == "imagenet":
+        if stem_kind == "imagenet":
             self.features.add_module("pool0", nn.MaxPool2d(3, stride=2, padding=1))
 
         channels = init

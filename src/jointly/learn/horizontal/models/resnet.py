@@ -27,9 +27,8 @@ import torch
 from torch import nn
 
 from jointly.errors import ConfigError
-from jointly.learn.horizontal.models._layers import NormKind, check_norm, make_norm
+from jointly.learn.horizontal.models._layers import NormKind, check_image_model, check_norm, make_norm
 
-SMALL_IMAGE_MAX = 64
 """Images of at most this many pixels a side get the CIFAR-style stem under ``stem="auto"``."""
 
 LAYERS: dict[str, tuple[Literal["basic", "bottleneck"], tuple[int, int, int, int]]] = {
@@ -122,17 +121,12 @@ class ResNet(nn.Module):
         super().__init__()
         if depth not in LAYERS:
             raise ConfigError(f"ResNet: unknown depth {depth!r}; choose one of {sorted(LAYERS)}")
-        if in_channels < 1 or num_classes < 1:
-            raise ConfigError(f"ResNet: in_channels and num_classes must be >= 1, got {in_channels}, {num_classes}")
-        if image_size < 8:
-            raise ConfigError(f"ResNet: image_size must be >= 8, got {image_size}")
-        if stem not in ("auto", "imagenet", "cifar"):
-            raise ConfigError(f"ResNet: stem must be 'auto', 'imagenet' or 'cifar', got {stem!r}")
+        stem_kind = check_image_model(
+            "ResNet", in_channels=in_channels, num_classes=num_classes, image_size=image_size, stem=stem
+        )
         kind = check_norm(norm, where="ResNet")
-        if stem == "auto":
-            stem = "cifar" if image_size <= SMALL_IMAGE_MAX else "imagenet"
-        self.stem_kind = stem
-        if stem == "imagenet":
+        self.stem_kind = stem_kind
+        if stem_kind == "imagenet":
             self.conv1 = nn.Conv2d(in_channels, 64, 7, stride=2, padding=3, bias=False)
             self.maxpool: nn.Module = nn.MaxPool2d(3, stride=2, padding=1)
         else:
