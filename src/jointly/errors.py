@@ -103,6 +103,14 @@ class ProtocolAborted(JointlyError):
         super().__init__(f"party {party!r} failed in stage {stage!r}: {reason}")
 
 
+class PeerDropped(ProtocolAborted):
+    """A peer this party agreed to do without (a federated-learning client) failed or disconnected.
+
+    Raised only for peers named in :meth:`Channel.tolerate <jointly.channel.Channel.tolerate>`: the
+    job goes on without them, and waiting for or sending to them raises this at once.
+    """
+
+
 class ProtocolViolation(JointlyError):
     """A peer sent a message the protocol does not allow (wrong type, size or content)."""
 

@@ -16,3 +16,10 @@ class NullProgress:
 
     def update(self, task: str, done: int, total: int) -> None:
         return None
+
+
+def note(progress: Progress, message: str) -> None:
+    """Pass a one-line note (say, a round's metrics) to ``progress`` if it keeps notes; otherwise drop it."""
+    sink = getattr(progress, "note", None)
+    if callable(sink):
+        sink(message)

@@ -74,6 +74,21 @@ class Endpoint(ABC):
         """Raise :class:`~jointly.errors.ProtocolAborted` if the job has failed elsewhere."""
         return None
 
+    def tolerate(self, peers: Iterable[str]) -> None:
+        """Let the job go on if any of ``peers`` fails or disconnects (see :meth:`Channel.tolerate`).
+
+        Transports without failure detection (the in-memory one) accept and ignore it.
+        """
+        return None
+
+    def dropped(self) -> dict[str, str]:
+        """Tolerated peers that failed, with the reason."""
+        return {}
+
+    def traffic(self) -> dict[str, int]:
+        """Bytes and messages sent and received so far (empty if the transport does not count)."""
+        return {}
+
 
 class Channel:
     """Typed, namespaced messaging between the parties of one job.
@@ -175,3 +190,24 @@ class Channel:
     def check(self) -> None:
         """Raise if the job was aborted elsewhere; call between long local computations."""
         self._endpoint.check()
+
+    def tolerate(self, peers: Iterable[str]) -> None:
+        """Survive the failure of any of ``peers`` (federated-learning clients that may drop out).
+
+        By default a peer that crashes, disconnects or aborts fails the whole job.  After this call
+        the failure of a tolerated peer is recorded instead (:meth:`dropped`), and receiving from or
+        sending to it raises :class:`~jointly.errors.PeerDropped` at once, so the protocol can go on
+        without it.  A failure that a tolerated peer reports *about another party* still fails the job.
+        """
+        names = tuple(peers)
+        for name in names:
+            self._check_party(name)
+        self._endpoint.tolerate(names)
+
+    def dropped(self) -> dict[str, str]:
+        """Tolerated peers that dropped out so far, with the reason."""
+        return self._endpoint.dropped()
+
+    def traffic(self) -> dict[str, int]:
+        """This party's bytes/messages sent and received in the job so far (transport counters)."""
+        return self._endpoint.traffic()

@@ -30,6 +30,23 @@ and a prediction job scores new rows with the parts of a trained model that each
       telco: {data: telco_new.csv, id_column: id}
     predict: {model: credit-risk-20261123-101500-1a2b3c}  # the training job's id
 
+A horizontal (federated learning) job names the aggregator, a party without data, and the
+clients, whose tables (or MedMNIST-style ``.npz`` image files) have the same columns::
+
+    name: digits-fl
+    kind: horizontal
+    parties:
+      hub:      {}                            # the aggregator
+      clinic_a: {data: a.npz}                 # train_images/train_labels/val_*/test_*
+      clinic_b: {data: b.csv, label: y}       # or a table with a label column
+    horizontal:
+      aggregator: hub
+      model: {family: cnn, num_classes: 10, in_channels: 1, image_size: 8}
+      strategy: fedavg                        # fedprox, fedadam, fedyogi, fedadagrad, median, trimmed_mean, krum
+      rounds: 20
+      secure_aggregation: {enabled: true}
+      dp: {mode: client, noise_multiplier: 1.0, clip_norm: 1.0, epsilon: 8.0}
+
 Data paths are resolved by each party's own node (relative to its data
 directory), so a spec never carries a party's data, only a reference to it.
 The parameters of a model kind are checked against that model's own config
@@ -49,7 +66,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from jointly.errors import ConfigError
 
 PARTY_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
-JOB_KINDS = ("psi", "secureboost", "hetero_lr", "predict")
+JOB_KINDS = ("psi", "secureboost", "hetero_lr", "predict", "horizontal")
 MODEL_KINDS = ("secureboost", "hetero_lr")
 
 
@@ -112,17 +129,99 @@ class PredictSpec(_Strict):
     align: bool = True
 
 
+class SecureAggregationSpec(_Strict):
+    """Secure aggregation of a horizontal job: the aggregator learns only the sum of the updates.
+
+    ``threshold``: fewest clients that must finish a round (also the Shamir threshold; default: a
+    strict majority of the round's clients).  ``clip``: bound on each coordinate of a client's
+    model delta per round.
+    """
+
+    enabled: bool = True
+    threshold: int | None = Field(default=None, ge=2)
+    clip: float = Field(default=100.0, gt=0)
+
+
+class ClientDpSpec(_Strict):
+    """Client-level differential privacy of a horizontal job (DP-FedAvg).
+
+    ``mode``: ``central`` (the aggregator clips and adds noise; needs the individual updates, so not
+    with secure aggregation) or ``client`` (each client clips and adds its share of the noise; works
+    with secure aggregation).  ``adaptive``: central mode only, the clip norm follows the
+    ``target_quantile`` of the update norms.  ``epsilon``/``delta``: the job's budget; a round that
+    would overspend it is not started and training ends with the last affordable model.
+    """
+
+    mode: Literal["central", "client"] = "central"
+    noise_multiplier: float = Field(gt=0, le=1000)
+    clip_norm: float = Field(default=1.0, gt=0)
+    epsilon: float = Field(gt=0, le=1000)
+    delta: float = Field(default=1e-5, gt=0, lt=1)
+    adaptive: bool = False
+    target_quantile: float = Field(default=0.5, gt=0, lt=1)
+
+
+class DpSgdSpec(_Strict):
+    """Example-level DP-SGD inside every client (Opacus): each client's budget for its own rows."""
+
+    noise_multiplier: float = Field(gt=0, le=1000)
+    max_grad_norm: float = Field(default=1.0, gt=0)
+    epsilon: float | None = Field(default=None, gt=0)
+    delta: float = Field(default=1e-5, gt=0, lt=1)
+
+
+class HorizontalSpec(_Strict):
+    """Parameters of a horizontal (federated learning) job.
+
+    ``model``: a model spec (family, num_classes, in_channels, image_size, hidden, options;
+    ``in_features`` of an MLP is taken from the data).  ``strategy``: a name, or a mapping with
+    ``name`` and the strategy's parameters (``mu`` for fedprox; ``server_lr``, ``beta1``... for
+    the server optimisers; ``beta`` for trimmed_mean; ``f`` for krum).  ``fraction`` of the clients
+    train each round, never fewer than ``min_clients``; a client that does not answer within
+    ``round_timeout_s`` is dropped from the round.  ``standardize``: scale table features with the
+    federation-wide mean and standard deviation.  ``resume``: the id of an earlier run of the same
+    job whose aggregator checkpoint to continue from.
+    """
+
+    aggregator: str
+    model: dict[str, Any]
+    strategy: str | dict[str, Any] = "fedavg"
+    rounds: int = Field(default=10, ge=1, le=100_000)
+    fraction: float = Field(default=1.0, gt=0, le=1)
+    min_clients: int | None = Field(default=None, ge=1)
+    local_epochs: int = Field(default=1, ge=1, le=1000)
+    batch_size: int = Field(default=32, ge=1, le=1 << 20)
+    lr: float = Field(default=0.05, gt=0, le=100)
+    momentum: float = Field(default=0.0, ge=0, lt=1)
+    weight_decay: float = Field(default=0.0, ge=0)
+    optimizer: Literal["sgd", "adam"] = "sgd"
+    test_fraction: float = Field(default=0.2, ge=0, le=0.5)
+    standardize: bool = True
+    seed: int = 0
+    round_timeout_s: float = Field(default=600.0, gt=0)
+    eval_every: int = Field(default=1, ge=1)
+    secure_aggregation: SecureAggregationSpec | None = None
+    dp: ClientDpSpec | None = None
+    dp_sgd: DpSgdSpec | None = None
+    resume: str | None = Field(default=None, min_length=1, max_length=160)
+
+    @property
+    def secagg(self) -> bool:
+        return self.secure_aggregation is not None and self.secure_aggregation.enabled
+
+
 class JobSpec(_Strict):
     """A joint job: its kind, the parties with their data references, and kind-specific parameters."""
 
     name: str = Field(min_length=1, max_length=128)
-    kind: Literal["psi", "secureboost", "hetero_lr", "predict"]
+    kind: Literal["psi", "secureboost", "hetero_lr", "predict", "horizontal"]
     parties: dict[str, DataRef]
     psi: PsiSpec | None = None
     vertical: VerticalSpec | None = None
     secureboost: dict[str, Any] | None = None
     hetero_lr: dict[str, Any] | None = None
     predict: PredictSpec | None = None
+    horizontal: HorizontalSpec | None = None
     timeout_s: float = Field(default=6 * 3600.0, gt=0)
     approval_timeout_s: float = Field(default=24 * 3600.0, gt=0, le=30 * 24 * 3600.0)
 
@@ -140,6 +239,7 @@ class JobSpec(_Strict):
     def _check_kind(self) -> JobSpec:
         sections: dict[str, object] = {"psi": self.psi, "secureboost": self.secureboost, "hetero_lr": self.hetero_lr}
         sections["predict"] = self.predict
+        sections["horizontal"] = self.horizontal
         stray = [k for k, v in sections.items() if v is not None and k != self.kind]
         if stray:
             raise ValueError(f"a {self.kind} job cannot have section(s) {stray}")
@@ -147,6 +247,9 @@ class JobSpec(_Strict):
             raise ValueError(f"a {self.kind} job cannot have a 'vertical' section")
         if self.kind in MODEL_KINDS:
             self._check_vertical()
+            return self
+        if self.kind == "horizontal":
+            self._check_horizontal()
             return self
         dataless = [p for p, ref in self.parties.items() if not ref.has_data]
         if dataless and self.kind != "predict":  # a model's arbiter takes part in prediction without data
@@ -193,6 +296,39 @@ class JobSpec(_Strict):
             raise ValueError(f"parties {dataless} need 'data'")
         if len(self.parties) - (arbiter is not None) < 2:
             raise ValueError("a vertical job needs a guest and at least one host with data")
+
+    def _check_horizontal(self) -> None:
+        h = self.horizontal
+        if h is None:
+            raise ValueError("a horizontal job needs a 'horizontal' section (aggregator, model, ...)")
+        if h.aggregator not in self.parties:
+            raise ValueError(f"horizontal.aggregator {h.aggregator!r} is not a party of the job")
+        if self.parties[h.aggregator].has_data:
+            raise ValueError(f"the aggregator {h.aggregator!r} holds no data in a horizontal job")
+        clients = [p for p in self.parties if p != h.aggregator]
+        dataless = [p for p in clients if not self.parties[p].has_data]
+        if dataless:
+            raise ValueError(f"clients {dataless} need 'data'")
+        if len(clients) < 2:
+            raise ValueError("a horizontal job needs at least two clients besides the aggregator")
+        if h.min_clients is not None and h.min_clients > len(clients):
+            raise ValueError(f"horizontal.min_clients {h.min_clients} is more than the {len(clients)} clients")
+        if h.secagg:
+            threshold = h.secure_aggregation.threshold if h.secure_aggregation else None
+            if threshold is not None and threshold > len(clients):
+                raise ValueError(f"secure_aggregation.threshold {threshold} is more than the {len(clients)} clients")
+            if h.dp is not None and h.dp.mode == "central":
+                raise ValueError(
+                    "central DP needs the individual updates: use dp.mode 'client' with secure aggregation"
+                )
+        if h.dp is not None and h.dp.adaptive and h.dp.mode != "central":
+            raise ValueError("adaptive clipping is a central-DP option (dp.mode 'central')")
+
+    @property
+    def clients(self) -> tuple[str, ...]:
+        """The data parties of a horizontal job (everyone but the aggregator)."""
+        agg = self.horizontal.aggregator if self.horizontal else None
+        return tuple(p for p in self.parties if p != agg)
 
     @property
     def guest(self) -> str:

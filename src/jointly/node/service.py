@@ -79,6 +79,10 @@ class _RecordProgress:
             self._stage = top
             self._node.trail.timeline(self._job_id, "stage", top, f"entered {top}")
 
+    def note(self, message: str) -> None:
+        """A progress note (a round's metrics, a client that dropped out) on the job's timeline."""
+        self._node.trail.timeline(self._job_id, "note", self._endpoint.stage.split("/", 1)[0], message)
+
 
 class Node:
     """One party's node: peer server, storage, approvals, audit ledger, and a thread per running job."""

@@ -25,6 +25,7 @@ from jointly.errors import ConfigError, DataError
 from jointly.progress import Progress
 from jointly.protocols.psi import PsiConfig, run_psi
 from jointly.runtime import model_kinds
+from jointly.runtime.horizontal import check_horizontal, run_horizontal
 from jointly.runtime.vertical import run_prediction, run_training
 
 RESULT_FILE = "result.json"
@@ -93,6 +94,7 @@ RUNNERS: dict[str, KindRunner] = {
     "secureboost": run_training,
     "hetero_lr": run_training,
     "predict": run_prediction,
+    "horizontal": run_horizontal,
 }
 
 
@@ -102,6 +104,8 @@ def check_spec(spec: JobSpec) -> None:
         raise ConfigError(f"job kind {spec.kind!r} is not supported (known: {', '.join(RUNNERS)})")
     if spec.kind in ("secureboost", "hetero_lr"):
         model_kinds.build(spec.kind, spec.model_params)
+    if spec.kind == "horizontal":
+        check_horizontal(spec)
 
 
 def run_party(ctx: PartyContext, channel: Channel, output_dir: Path) -> dict[str, Any]:

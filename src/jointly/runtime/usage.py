@@ -55,6 +55,8 @@ def job_usage(
 
 
 def _role(spec: JobSpec, party: str) -> str:
+    if spec.kind == "horizontal":
+        return "aggregator" if party not in spec.clients else "client"
     if spec.kind == "psi":
         return "receiver" if party in spec.psi_params.receivers else "sender"
     if spec.kind == "predict":
@@ -70,6 +72,8 @@ def _columns_read(spec: JobSpec, party: str, columns: Sequence[str] | None) -> l
         return [ref.id_column]
     if spec.kind == "predict":
         return [ref.id_column, "the features the model was trained on"]
+    if spec.kind == "horizontal" and (ref.data or "").lower().endswith(".npz"):
+        return ["train_images", "train_labels", "test_images", "test_labels"]
     if ref.features is not None:
         picked = [ref.id_column, *ref.features]
     elif columns is not None:
@@ -90,6 +94,9 @@ def _outputs(spec: JobSpec, party: str) -> list[str]:
         return [what]
     if spec.kind == "predict":
         return ["scores of the aligned rows (predictions.csv), only on the party holding the model's guest part"]
+    if spec.kind == "horizontal":
+        outs = ["the final global model (every party keeps it)", "round checkpoints (aggregator)"]
+        return outs + (["per-round history and metrics (metrics.json)"] if role == "aggregator" else [])
     if role == "arbiter":
         return ["its key part of the model (no data)"]
     if role == "guest":
@@ -104,6 +111,8 @@ def _partners_learn(spec: JobSpec, party: str) -> list[str]:
     role = _role(spec, party)
     if spec.kind == "psi":
         return ["the size of this party's id set", "which ids are shared, only for the receivers"]
+    if spec.kind == "horizontal":
+        return _horizontal_learn(spec, role)
     learn = ["the number of rows this party shares with the others (after alignment)"]
     if (spec.kind == "secureboost" and role == "host") or spec.kind == "predict":
         learn.append("to the guest: which side of each of a host's splits each shared row falls")
@@ -112,8 +121,37 @@ def _partners_learn(spec: JobSpec, party: str) -> list[str]:
     return learn
 
 
+def _horizontal_learn(spec: JobSpec, role: str) -> list[str]:
+    h = spec.horizontal
+    if role == "aggregator" or h is None:
+        return ["the global model after every round (every client receives it)"]
+    learn = ["to every client: the global model after every round"]
+    if h.secagg:
+        learn.append("to the aggregator: only the sum of the clients' updates (secure aggregation), not this one's")
+    else:
+        learn.append("to the aggregator: this client's model update and training example count every round")
+    learn.append("to the aggregator: this client's training loss and evaluation counts on its test rows")
+    if h.standardize and str(h.model.get("family")) == "mlp":
+        learn.append("to the aggregator: per-feature count, sum and sum of squares of this client's rows")
+    return learn
+
+
 def _privacy(spec: JobSpec) -> dict[str, Any]:
     privacy: dict[str, Any] = {"dp_budget": None}
+    if spec.kind == "horizontal" and spec.horizontal is not None:
+        h = spec.horizontal
+        privacy["protocol"] = "federated averaging over mutual-TLS gRPC" + (
+            " with secure aggregation (X25519 pairwise masks, Shamir-shared seeds)" if h.secagg else ""
+        )
+        if h.dp is not None:
+            privacy["dp_budget"] = {
+                "epsilon": h.dp.epsilon,
+                "delta": h.dp.delta,
+                "level": f"client ({h.dp.mode} noise)",
+            }
+        if h.dp_sgd is not None:
+            privacy["dp_sgd"] = {"epsilon": h.dp_sgd.epsilon, "delta": h.dp_sgd.delta, "level": "example (DP-SGD)"}
+        return privacy
     align = spec.kind in ("secureboost", "hetero_lr") and spec.vertical_params.align
     if spec.kind == "predict" and spec.predict is not None:
         align = spec.predict.align

@@ -371,15 +371,20 @@ class DpServerClientSideNoise(_DpServerBase[U]):
     def aggregate(self, round: int, global_weights: list[np.ndarray], updates: Sequence[U]) -> list[np.ndarray]:
         """Average the client deltas without example weights and hand the mean to the wrapped strategy."""
         m = self._denominator(updates)
-        if len(updates) < m:
+        counts = [int(getattr(u, "num_clients", 1)) for u in updates]  # a secure sum stands for several clients
+        clients = sum(counts)
+        if clients < m:
             raise ProtocolViolation(
-                f"round {round}: {len(updates)} of {m} expected clients sent updates; fewer noise shares than the "
+                f"round {round}: {clients} of {m} expected clients sent updates; fewer noise shares than the "
                 "privacy accounting assumes, round refused"
             )
         deltas = [_deltas(global_weights, u) for u in updates]
         self._pay(round)
-        mean = [sum((d[i] for d in deltas), np.zeros(np.shape(g))) / len(updates) for i, g in enumerate(global_weights)]
-        return self._release(round, global_weights, updates[0], mean, clients=len(updates))
+        mean = [
+            sum((d[i] * c for d, c in zip(deltas, counts, strict=True)), np.zeros(np.shape(g))) / clients
+            for i, g in enumerate(global_weights)
+        ]
+        return self._release(round, global_weights, updates[0], mean, clients=clients)
 
 
 def _noised_global(global_weights: Sequence[np.ndarray], mean_delta: Sequence[np.ndarray]) -> list[np.ndarray]:

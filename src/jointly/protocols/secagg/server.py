@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from jointly.channel import Channel
 from jointly.crypto import shamir
-from jointly.errors import ConfigError, PeerTimeout, ProtocolViolation
+from jointly.errors import ConfigError, PeerDropped, PeerTimeout, ProtocolViolation
 from jointly.protocols.secagg.common import (
     AdvertiseKeys,
     MaskedInput,
@@ -67,9 +67,18 @@ def _gather(ch: Channel, tag: str, frm: Sequence[str], timeout: float) -> dict[s
     for party in frm:
         try:
             got[party] = ch.recv(party, tag, timeout=max(0.0, deadline - time.monotonic()))
-        except PeerTimeout:
+        except (PeerTimeout, PeerDropped):  # slow, or known dead (a tolerated peer over gRPC)
             continue
     return got
+
+
+def _send_each(ch: Channel, tag: str, values: dict[str, object]) -> None:
+    """Send each client its value; a client known to have dropped out is skipped (later stages notice)."""
+    for name, value in values.items():
+        try:
+            ch.send(name, tag, value)
+        except PeerDropped:
+            continue
 
 
 def collect_keys(channel: Channel, state: ServerState) -> None:
@@ -94,7 +103,7 @@ def collect_keys(channel: Channel, state: ServerState) -> None:
     state.config.check_capacity(len(clients))
     state.roster = Roster(clients=clients, c_pks=c_pks, s_pks=s_pks, length=state.length)
     state.session = session_id(state.roster, state.config)
-    ch.broadcast("roster", state.roster, to=clients)
+    _send_each(ch, "roster", dict.fromkeys(clients, state.roster))
 
 
 def relay_shares(channel: Channel, state: ServerState) -> None:
@@ -112,8 +121,11 @@ def relay_shares(channel: Channel, state: ServerState) -> None:
         sealed[name] = cts
     state.sharers = tuple(c for c in u1 if c in sealed)
     require(len(state.sharers), state.config.threshold, party=ch.party, stage=ch.namespace, what="shared keys")
-    for v in state.sharers:
-        ch.send(v, "in", SealedShares(ciphertexts={u: sealed[u][v] for u in state.sharers if u != v}))
+    _send_each(
+        ch,
+        "in",
+        {v: SealedShares(ciphertexts={u: sealed[u][v] for u in state.sharers if u != v}) for v in state.sharers},
+    )
 
 
 def collect_masked(channel: Channel, state: ServerState) -> None:
@@ -155,7 +167,7 @@ def unmask(channel: Channel, state: ServerState) -> SecAggResult:
         raise ConfigError("stage out of order: collect_masked first")
     survivors = list(state.survivors)
     dropped = [c for c in state.sharers if c not in state.survivors]
-    ch.broadcast("request", UnmaskRequest(survivors=survivors, dropped=dropped), to=survivors)
+    _send_each(ch, "request", dict.fromkeys(survivors, UnmaskRequest(survivors=survivors, dropped=dropped)))
     got = _gather(ch, "shares", survivors, state.config.timeout)
     replies = {}
     for name, value in got.items():

@@ -19,12 +19,12 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 
 import grpc
 
 from jointly.channel.base import Endpoint
-from jointly.errors import ConfigError, MessageTooLarge, PeerTimeout, ProtocolAborted, TransportError
+from jointly.errors import ConfigError, MessageTooLarge, PeerDropped, PeerTimeout, ProtocolAborted, TransportError
 from jointly.transport.grpc.client import PeerLink, rpc_failure
 from jointly.transport.grpc.envelope import (
     FAILED,
@@ -96,6 +96,8 @@ class GrpcEndpoint(Endpoint):
         self._peer_stage: dict[str, str] = {}
         self._unreachable: set[str] = set()  # peers whose last heartbeat failed
         self._last_error: dict[str, str] = {}  # the last informative connection error per peer
+        self._tolerated: set[str] = set()  # peers whose failure the job survives (FL clients)
+        self._dropped: dict[str, tuple[str, str]] = {}  # tolerated peers that failed: (stage, reason)
         self._thread = threading.Thread(target=self._heartbeat_loop, name=f"heartbeat-{party}-{job_id}", daemon=True)
 
     # -- state ------------------------------------------------------------------------------
@@ -131,22 +133,47 @@ class GrpcEndpoint(Endpoint):
             if self._failure is not None:
                 raise ProtocolAborted(*self._failure)
 
+    def tolerate(self, peers: Iterable[str]) -> None:
+        peers = tuple(peers)
+        for name in peers:
+            self._check_peer(name)
+        with self._cond:
+            self._tolerated.update(peers)
+
+    def dropped(self) -> dict[str, str]:
+        with self._cond:
+            return {p: reason for p, (_, reason) in self._dropped.items()}
+
+    def traffic(self) -> dict[str, int]:
+        return self.stats
+
     def _fail(self, party: str, stage: str, reason: str) -> bool:
         with self._cond:
             if self._failure is not None or self._final is not None:
                 return False
-            self._failure = (party, stage, reason)
-            self._ended.set()
+            dropped = party in self._tolerated and party != self.party
+            if dropped:
+                if party in self._dropped:
+                    return False
+                self._dropped[party] = (stage, reason)
+            else:
+                self._failure = (party, stage, reason)
+                self._ended.set()
             self._cond.notify_all()
+        if dropped:
+            log.warning("job %s at %s: %r dropped out in stage %r: %s", self.job_id, self.party, party, stage, reason)
+            return False
         log.warning("job %s failed at %s: party %r in stage %r: %s", self.job_id, self.party, party, stage, reason)
         return True
 
-    def _raise_if_over(self) -> None:
+    def _raise_if_over(self, peer: str | None = None) -> None:
         with self._cond:
             if self._failure is not None:
                 raise ProtocolAborted(*self._failure)
             if self._final is not None:
                 raise TransportError(f"job {self.job_id} is closed at {self.party!r}")
+            if peer is not None and peer in self._dropped:
+                raise PeerDropped(peer, *self._dropped[peer])
 
     def _check_peer(self, name: str) -> None:
         if name not in self.peers:
@@ -178,7 +205,7 @@ class GrpcEndpoint(Endpoint):
         last = "no attempt"
         wait_for_ready = False  # the first attempt reports connection problems precisely; later ones reconnect
         while True:
-            self._raise_if_over()
+            self._raise_if_over(to)
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise TransportError(f"could not deliver {tag!r} to {to!r} within {timeout:g}s: {last}")
@@ -186,12 +213,12 @@ class GrpcEndpoint(Endpoint):
                 future = self._links(to).send.future(
                     self._frames(to, tag, data), timeout=remaining, wait_for_ready=wait_for_ready
                 )
-                reply = self._await(future)
+                reply = self._await(future, to)
             except grpc.RpcError as exc:
                 code, details = exc.code(), exc.details()
                 if code in (grpc.StatusCode.PERMISSION_DENIED, grpc.StatusCode.UNAUTHENTICATED):
                     raise rpc_failure(exc, to, f"sending {tag!r}") from None
-                self._raise_if_over()  # e.g. we cut the message short because the job failed meanwhile
+                self._raise_if_over(to)  # e.g. we cut the message short because the job failed meanwhile
                 if code in _RETRY_CODES and not is_handshake_failure(details):
                     if code == grpc.StatusCode.UNAVAILABLE:
                         wait_for_ready = True
@@ -203,7 +230,7 @@ class GrpcEndpoint(Endpoint):
                     raise TransportError(f"could not deliver {tag!r} to {to!r} within {timeout:g}s: {last}") from None
                 if code == grpc.StatusCode.FAILED_PRECONDITION:  # the peer has closed the job: how did it end?
                     self._heartbeat_round([to], min(_PUSH_TIMEOUT, max(remaining, 0.1)))
-                    self._raise_if_over()
+                    self._raise_if_over(to)
                     raise TransportError(f"{to!r} has already closed job {self.job_id}: {details}") from None
                 raise rpc_failure(exc, to, f"sending {tag!r}") from None
             if isinstance(reply, Malformed):
@@ -214,15 +241,17 @@ class GrpcEndpoint(Endpoint):
             self._stats["messages_sent"] += 1
         self._notify("sent", to, tag, data)
 
-    def _await(self, future: grpc.Future) -> object:
-        """The future's result; cancels it and raises as soon as the job fails or closes meanwhile."""
+    def _await(self, future: grpc.Future, to: str) -> object:
+        """The future's result; cancels it and raises as soon as the job fails or closes (or ``to`` drops out)."""
         while True:
             try:
                 return future.result(timeout=_POLL)
             except grpc.FutureTimeoutError:
-                if self._ended.is_set():
+                with self._cond:
+                    gone = to in self._dropped
+                if self._ended.is_set() or gone:
                     future.cancel()
-                    self._raise_if_over()
+                    self._raise_if_over(to)
             except grpc.FutureCancelledError:
                 self._raise_if_over()
                 raise TransportError(f"sending to a peer of job {self.job_id} was cancelled") from None
@@ -241,6 +270,8 @@ class GrpcEndpoint(Endpoint):
                 data = self._box.pop((frm, tag), None)
                 if data is not None:
                     return data
+                if frm in self._dropped:
+                    raise PeerDropped(frm, *self._dropped[frm])
                 left = deadline - time.monotonic()
                 if left <= 0:
                     raise PeerTimeout(frm, tag, timeout)
@@ -309,7 +340,7 @@ class GrpcEndpoint(Endpoint):
             silent = [
                 (p, now - self._alive[p], p in self._joined, self._peer_stage.get(p), self._last_error.get(p))
                 for p in self.peers
-                if p not in self._done and now - self._alive[p] > self.peer_dead_after
+                if p not in self._done and p not in self._dropped and now - self._alive[p] > self.peer_dead_after
             ]
         for peer, quiet, joined, stage, error in silent:
             what = "unreachable" if joined else "not in the job (unreachable or never opened it)"
