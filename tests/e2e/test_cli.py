@@ -56,7 +56,10 @@ def test_demo_runs_end_to_end(tmp_path: Path) -> None:
     assert "metrics" not in lab and "baseline" not in lab  # the lab learns no scores
     scoring = summary["vertical"]["scoring"]
     assert scoring["hospital"]["scored_rows"] == 502 and "predictions_file" not in scoring["lab"]
-    assert "joint" in proc.stdout
+    horizontal = summary["horizontal"]["results"]
+    assert horizontal["hub"]["metrics"]["accuracy"] > 0.9 and horizontal["hub"]["rounds_run"] == 10
+    assert all(horizontal[c]["role"] == "client" and "rounds" not in horizontal[c] for c in ("clinic-a", "clinic-b"))
+    assert "joint" in proc.stdout and "federated model" in proc.stdout
     assert "succeeded" in proc.stdout or "done" in proc.stdout
 
 

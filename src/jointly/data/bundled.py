@@ -23,12 +23,14 @@ __all__ = [
     "DEMO_FILES",
     "DEMO_SEED",
     "EXPECTED_OVERLAP",
+    "HORIZONTAL_CLIENTS",
     "ID_COLUMN",
     "TELCO_COLUMNS",
     "TELCO_ROWS",
     "VERTICAL_ID_COLUMN",
     "VERTICAL_LABEL",
     "bundled_bytes",
+    "demo_horizontal_images",
     "demo_psi_tables",
     "demo_vertical_tables",
     "generate_demo_tables",
@@ -116,4 +118,51 @@ def demo_vertical_tables(directory: Path, *, seed: int = DEMO_SEED) -> dict[str,
     paths = {"hospital": directory / "hospital_patients.csv", "lab": directory / "lab_results.csv"}
     write_table(hospital.sample(frac=1.0, random_state=seed), paths["hospital"])
     write_table(lab.sample(frac=1.0, random_state=seed + 1), paths["lab"])
+    return paths
+
+
+HORIZONTAL_CLIENTS = ("clinic-a", "clinic-b", "clinic-c")
+HORIZONTAL_TEST_ROWS = 360
+
+
+def demo_horizontal_images(
+    directory: Path, clients: tuple[str, ...] = HORIZONTAL_CLIENTS, *, seed: int = DEMO_SEED, alpha: float | None = None
+) -> dict[str, Path]:
+    """scikit-learn's bundled digits (1,797 8x8 images, 10 classes) split among ``clients``.
+
+    Each client gets a MedMNIST-style ``.npz`` (``train_*``, an empty ``val_*``, ``test_*``;
+    uint8 images) with its share of the training images and of 360 held-out test images,
+    IID by default or with Dirichlet(``alpha``) label skew.  Nothing is downloaded.
+    """
+    from sklearn.datasets import load_digits
+
+    from jointly.data.federated import dirichlet_partition, iid_partition
+
+    digits = load_digits()
+    images = np.round(digits.images * (255 / 16)).astype(np.uint8)
+    labels = digits.target.astype(np.int64)
+    order = np.random.default_rng(seed).permutation(len(labels))
+    test, train = order[:HORIZONTAL_TEST_ROWS], order[HORIZONTAL_TEST_ROWS:]
+    if alpha is None:
+        parts = iid_partition(len(train), len(clients), seed)
+        tparts = iid_partition(len(test), len(clients), seed + 1)
+    else:
+        parts = dirichlet_partition(labels[train], len(clients), alpha, rng=seed)
+        tparts = dirichlet_partition(labels[test], len(clients), alpha, rng=seed + 1)
+    directory.mkdir(parents=True, exist_ok=True)
+    paths = {}
+    for name, p, q in zip(clients, parts, tparts, strict=True):
+        tr, te = train[p], test[q]
+        path = directory / f"{name}.npz"
+        with path.open("wb") as fh:
+            np.savez(
+                fh,
+                train_images=images[tr],
+                train_labels=labels[tr],
+                val_images=images[tr[:0]],
+                val_labels=labels[tr[:0]],
+                test_images=images[te],
+                test_labels=labels[te],
+            )
+        paths[name] = path
     return paths

@@ -284,14 +284,14 @@ def load_client_data(ctx: PartyContext, mspec: ModelSpec, h: HorizontalSpec) -> 
     if path.is_dir():
         split = load_image_folder(path, path / "labels.csv", label_column=ref.label or "label")
         train, test = split_rows(len(split), h.test_fraction, h.seed)
-        return _images(
+        return image_data(
             ImageSplit(split.images[train], split.labels[train]),
             ImageSplit(split.images[test], split.labels[test]),
             mspec,
         )
     if path.suffix.lower() == ".npz":
         splits = load_medmnist_npz(path, num_classes=max(2, mspec.num_classes))
-        return _images(splits["train"], splits["test"], mspec)
+        return image_data(splits["train"], splits["test"], mspec)
     if mspec.family != "mlp":
         raise ConfigError(f"a {mspec.family} model needs images (.npz or a folder), {path.name} is a table")
     if ref.label is None:
@@ -314,7 +314,9 @@ def load_client_data(ctx: PartyContext, mspec: ModelSpec, h: HorizontalSpec) -> 
     return LocalData(x[train], y[train].astype(np.int64), x[test], y[test].astype(np.int64))
 
 
-def _images(train: ImageSplit, test: ImageSplit, mspec: ModelSpec) -> LocalData:
+def image_data(train: ImageSplit, test: ImageSplit, mspec: ModelSpec) -> LocalData:
+    """Training and test images as float ``(n, channels, h, w)`` in [0, 1] (uint8 scaled), checked against the model."""
+
     def prep(split: ImageSplit) -> tuple[np.ndarray, np.ndarray]:
         if split.labels.ndim != 1:
             raise ConfigError("multi-label image data is not supported by horizontal jobs yet")

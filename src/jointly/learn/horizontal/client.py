@@ -120,6 +120,8 @@ def run_client(
         new, loss = trainer.fit(weights, seed=_seed(settings, r), epochs=epochs, proximal_mu=float(mu))
         if dp_client is not None:
             new = dp_client(weights, new)
+        if dp_client is not None or trainer.dpsgd is not None:
+            loss = math.nan  # the training loss is not privatised: under DP it stays with the client
         trained += 1
         if task.secagg_threshold:
             if not settings.secagg or task.secagg_threshold < settings.secagg:

@@ -1,0 +1,251 @@
+"""Federated training over the in-memory channel: the aggregator and client protocol end to end.
+
+Equivalence with centralised training, secure aggregation equal to plain aggregation and hiding the
+updates, drop-outs, the privacy budget stopping training, Byzantine robustness, checkpoint/resume.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+from sklearn.datasets import load_breast_cancer
+from sklearn.metrics import roc_auc_score
+
+from jointly.channel.codec import decode
+from jointly.channel.memory import MemoryHub
+from jointly.dp.accountant import RdpAccountant
+from jointly.dp.budget import PrivacyBudget
+from jointly.learn.horizontal.client import ClientSettings, run_client
+from jointly.learn.horizontal.dp import DpServerFixedClipping
+from jointly.learn.horizontal.messages import Reply
+from jointly.learn.horizontal.models import ModelSpec, build_model, get_weights, set_weights
+from jointly.learn.horizontal.server import Checkpoint, FitResult, ServerConfig, run_server
+from jointly.learn.horizontal.strategies import FedAvg, Krum, Median, Sampling, Strategy
+from jointly.learn.horizontal.trainer import HIST_BINS, LocalData, Trainer, TrainConfig, auc_from_histograms
+
+SPEC = ModelSpec(family="mlp", num_classes=1, in_features=30, hidden=(8,))
+
+
+def breast(clients: int, sizes: Sequence[float] | None = None) -> list[LocalData]:
+    data = load_breast_cancer()
+    x = ((data.data - data.data.mean(0)) / data.data.std(0)).astype(np.float32)
+    y = data.target.astype(np.int64)
+    order = np.random.default_rng(0).permutation(len(y))
+    test, train = order[:114], order[114:]
+    weights = np.asarray(sizes if sizes is not None else [1.0] * clients)
+    cuts = (np.cumsum(weights) / weights.sum() * len(train)).astype(int)[:-1]
+    tcuts = (np.cumsum(weights) / weights.sum() * len(test)).astype(int)[:-1]
+    return [
+        LocalData(x[tr], y[tr], x[te], y[te])
+        for tr, te in zip(np.split(train, cuts), np.split(test, tcuts), strict=True)
+    ]
+
+
+def initial() -> list[np.ndarray]:
+    torch.manual_seed(0)
+    return get_weights(build_model(SPEC))
+
+
+def train_federated(
+    parts: list[LocalData],
+    strategy: Strategy | Any,
+    config: ServerConfig,
+    *,
+    train: TrainConfig | None = None,
+    trainers: dict[int, type[Trainer]] | None = None,
+    checkpoint: Checkpoint | None = None,
+    hub: MemoryHub | None = None,
+) -> tuple[FitResult, MemoryHub, dict[str, Trainer]]:
+    names = [f"c{i}" for i in range(len(parts))]
+    hub = hub or MemoryHub(["hub", *names])
+    made: dict[str, Trainer] = {}
+    train = train or TrainConfig(batch_size=1000, lr=0.5)
+    start = initial()  # before the threads start: they share torch's global generator
+
+    def client(i: int) -> Any:
+        def fn(ch: Any) -> Any:
+            cls = (trainers or {}).get(i, Trainer)
+            made[names[i]] = trainer = cls(build_model(SPEC), parts[i], train, num_classes=1)
+            settings = ClientSettings(index=i, secagg=config.secagg, round_timeout=config.round_timeout)
+            return run_client(ch, "hub", trainer, settings)
+
+        return fn
+
+    def server(ch: Any) -> FitResult:
+        return run_server(ch, names, strategy, start, config, num_classes=1, checkpoint=checkpoint)
+
+    results = hub.run({"hub": server, **{n: client(i) for i, n in enumerate(names)}}, timeout=120)
+    return results["hub"], hub, made
+
+
+def test_fedavg_of_full_batch_steps_equals_centralised_gradient_descent_on_the_union() -> None:
+    parts = breast(3, sizes=[1, 2, 3])  # unequal clients: FedAvg must weight by example counts
+    result, _, _ = train_federated(parts, FedAvg(sampling=Sampling(min_clients=3)), ServerConfig(rounds=3))
+    model = build_model(SPEC)
+    set_weights(model, initial())
+    x = torch.from_numpy(np.concatenate([p.x_train for p in parts]))
+    y = torch.from_numpy(np.concatenate([p.y_train for p in parts])).float()
+    opt = torch.optim.SGD(model.parameters(), lr=0.5)
+    for _ in range(3):
+        opt.zero_grad()
+        torch.nn.functional.binary_cross_entropy_with_logits(model(x).reshape(-1), y).backward()  # type: ignore[no-untyped-call]
+        opt.step()
+    for fed, central in zip(result.weights, get_weights(model), strict=True):
+        np.testing.assert_allclose(fed, central, atol=2e-5)
+    assert result.rounds_run == 3 and [r.round for r in result.history] == [0, 1, 2, 3]
+    assert all(r.contributed == ["c0", "c1", "c2"] for r in result.history[1:])
+
+
+def test_federated_evaluation_equals_evaluation_on_the_union_of_test_rows() -> None:
+    parts = breast(3)
+    result, _, _ = train_federated(parts, FedAvg(), ServerConfig(rounds=2))
+    model = build_model(SPEC)
+    set_weights(model, result.weights)
+    x = torch.from_numpy(np.concatenate([p.x_test for p in parts]))
+    y = np.concatenate([p.y_test for p in parts])
+    with torch.no_grad():
+        prob = torch.sigmoid(model(x).reshape(-1)).numpy()
+    final = result.history[-1].metrics
+    assert final["test_rows"] == len(y)
+    assert final["accuracy"] == pytest.approx(float(((prob >= 0.5) == y).mean()))
+    assert abs(final["auc"] - roc_auc_score(y, prob)) < 0.01  # histogram AUC: ties only within 1/100 bins
+
+
+def test_auc_from_histograms_matches_the_exact_auc_when_scores_fall_in_distinct_bins() -> None:
+    rng = np.random.default_rng(1)
+    bins = rng.permutation(HIST_BINS)[:60]
+    labels = rng.integers(0, 2, 60)
+    pos = np.bincount(bins[labels == 1], minlength=HIST_BINS)
+    neg = np.bincount(bins[labels == 0], minlength=HIST_BINS)
+    assert auc_from_histograms(pos, neg) == pytest.approx(roc_auc_score(labels, bins))
+
+
+class Recording(Trainer):
+    """Keeps every local model it produced, to look for it on the wire."""
+
+    produced: list[list[np.ndarray]]
+
+    def fit(self, weights: Sequence[np.ndarray], **kw: Any) -> tuple[list[np.ndarray], float]:
+        new, loss = super().fit(weights, **kw)
+        self.produced = [*getattr(self, "produced", []), new]
+        return new, loss
+
+
+def test_secure_aggregation_gives_the_plain_model_and_hides_every_update() -> None:
+    parts = breast(4)
+    plain, _, _ = train_federated(parts, FedAvg(), ServerConfig(rounds=3))
+    rec = dict.fromkeys(range(4), Recording)
+    secure, hub, trainers = train_federated(parts, FedAvg(), ServerConfig(rounds=3, secagg=2), trainers=rec)
+    for a, b in zip(plain.weights, secure.weights, strict=True):
+        np.testing.assert_allclose(a, b, atol=1e-3)  # fixed-point rounding of the masked sum only
+    to_hub = [data for _src, dst, _tag, data in hub.log if dst == "hub"]
+    for data in to_hub:
+        msg = decode(data)
+        assert not (isinstance(msg, Reply) and msg.weights is not None)
+    for trainer in trainers.values():
+        for model in getattr(trainer, "produced", []):
+            big = max(model, key=lambda w: w.size)
+            assert all(big.tobytes()[:64] not in data for data in to_hub)
+    assert secure.history[-1].contributed == ["c0", "c1", "c2", "c3"]
+
+
+def test_a_client_that_stops_answering_is_dropped_and_training_goes_on() -> None:
+    parts = breast(3)
+    names = ["c0", "c1", "c2"]
+    hub = MemoryHub(["hub", *names])
+
+    def quitter(ch: Any) -> None:  # answers round 1, then is gone (no failure signal in memory)
+        from jointly.learn.horizontal.messages import Start, Task
+
+        ch.sub("start").recv("hub", "plan")
+        r1 = ch.sub("round-1")
+        task = r1.recv("hub", "task")
+        assert isinstance(task, Task)
+        trainer = Trainer(build_model(SPEC), parts[2], TrainConfig(batch_size=1000, lr=0.5), num_classes=1)
+        assert task.weights is not None
+        new, loss = trainer.fit(task.weights, seed=0)
+        r1.send("hub", "reply", Reply(round=1, num_examples=parts[2].num_train, weights=new, train_loss=loss, eval=None))
+        del Start
+
+    def client(i: int) -> Any:
+        def fn(ch: Any) -> Any:
+            trainer = Trainer(build_model(SPEC), parts[i], TrainConfig(batch_size=1000, lr=0.5), num_classes=1)
+            return run_client(ch, "hub", trainer, ClientSettings(index=i))
+
+        return fn
+
+    config = ServerConfig(rounds=3, round_timeout=1.0)
+    start = initial()
+
+    def server(ch: Any) -> FitResult:
+        return run_server(ch, names, FedAvg(sampling=Sampling(min_clients=2)), start, config, num_classes=1)
+
+    result = hub.run({"hub": server, "c0": client(0), "c1": client(1), "c2": quitter})["hub"]
+    assert result.history[1].contributed == names
+    assert [r.contributed for r in result.history[2:]] == [["c0", "c1"], ["c0", "c1"]]
+    assert [r.dropped for r in result.history[2:]] == [["c2"], ["c2"]]
+
+
+def test_the_privacy_budget_stops_training_before_the_round_that_would_overspend() -> None:
+    parts = breast(3)
+    accountant = RdpAccountant(3.0, 1.0, 1e-5)
+    budget = PrivacyBudget(epsilon=3.0, delta=1e-5)
+    affordable = max(k for k in range(1, 50) if accountant.epsilon_after(k) <= 3.0)
+    assert affordable == 4
+    dp = DpServerFixedClipping(FedAvg(), noise_multiplier=3.0, clip_norm=1.0, budget=budget, accountant=accountant)
+    result, _, _ = train_federated(parts, dp, ServerConfig(rounds=affordable + 3))
+    assert result.rounds_run == affordable and "budget" in result.stop_reason
+    assert budget.spent <= 3.0 and accountant.steps == affordable
+    assert [r.epsilon for r in result.history[1:]] == pytest.approx(
+        [RdpAccountant(3.0, 1.0, 1e-5).epsilon_after(k) for k in range(1, affordable + 1)]
+    )
+
+
+class Byzantine(Trainer):
+    """Sends its honest update reversed and scaled by 20."""
+
+    def fit(self, weights: Sequence[np.ndarray], **kw: Any) -> tuple[list[np.ndarray], float]:
+        new, loss = super().fit(weights, **kw)
+        return [(w - 20 * (n - w)).astype(np.float32) for n, w in zip(new, weights, strict=True)], loss
+
+
+@pytest.mark.parametrize("robust", [Median, Krum])
+def test_robust_aggregation_keeps_accuracy_against_a_byzantine_client_while_fedavg_degrades(robust: type) -> None:
+    parts = breast(5)
+    bad = {4: Byzantine}
+    train = TrainConfig(batch_size=32, lr=0.1, momentum=0.9)
+    config = ServerConfig(rounds=5)
+    avg, _, _ = train_federated(parts, FedAvg(local_epochs=5), config, train=train, trainers=bad)
+    strategy = robust(f=1, local_epochs=5) if robust is Krum else robust(local_epochs=5)
+    kept, _, _ = train_federated(parts, strategy, config, train=train, trainers=bad)
+    assert kept.history[-1].metrics["accuracy"] >= 0.9
+    assert avg.history[-1].metrics["accuracy"] < kept.history[-1].metrics["accuracy"] - 0.2
+
+
+def test_a_crashed_aggregator_resumes_from_its_last_checkpoint(tmp_path: Path) -> None:
+    parts = breast(3)
+    uninterrupted, _, _ = train_federated(parts, FedAvg(), ServerConfig(rounds=5))
+
+    class Crashing(FedAvg):
+        def aggregate(self, round: int, global_weights: list[np.ndarray], updates: Any) -> list[np.ndarray]:
+            if round == 4:
+                raise RuntimeError("aggregator crashed")
+            return super().aggregate(round, global_weights, updates)
+
+    checkpoint = Checkpoint(tmp_path / "checkpoint", fingerprint="breast-mlp")
+    with pytest.raises(RuntimeError, match="crashed"):
+        train_federated(parts, Crashing(), ServerConfig(rounds=5), checkpoint=checkpoint)
+    saved = checkpoint.load()
+    assert saved is not None and saved[0] == 3
+    resumed, hub, _ = train_federated(parts, FedAvg(), ServerConfig(rounds=5), checkpoint=checkpoint)
+    assert [r.round for r in resumed.history] == [0, 1, 2, 3, 4, 5]
+    assert not any(tag.startswith(("round-1/", "round-3/")) for _s, _d, tag, _b in hub.log)  # nothing redone
+    for a, b in zip(uninterrupted.weights, resumed.weights, strict=True):
+        np.testing.assert_allclose(a, b, atol=1e-6)
+    with pytest.raises(Exception, match="different model"):
+        Checkpoint(tmp_path / "checkpoint", fingerprint="another-model").load()
