@@ -116,10 +116,45 @@ def test_secure_aggregation_survives_a_client_killed_mid_training(horizontal: Lo
         try:
             outcome = client.watch(job_id, ["hub", "clinic-a", "clinic-b"], timeout=180)
         finally:
-            horizontal.start_party("clinic-c")
+            horizontal.restart_party("clinic-c")
     assert all(v is not None and v["state"] == "succeeded" for v in outcome.views.values()), outcome.views
     agg = _result(horizontal, "hub", job_id)
     assert "clinic-c" in agg["dropped"]
     last = agg["rounds"][-1]
     assert last["contributed"] == ["clinic-a", "clinic-b"] and agg["rounds_run"] == 30
     assert agg["metrics"]["accuracy"] >= 0.85, agg["metrics"]
+
+
+def test_a_killed_aggregator_fails_the_job_and_a_rerun_resumes_from_its_checkpoint(
+    horizontal: LocalFederation,
+) -> None:
+    spec = digits_spec("it-resume", CLIENTS, rounds=12)
+    with JobClient(horizontal.federation, "clinic-a") as client:
+        job_id = client.submit(spec)
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            view = client.status("clinic-a", job_id)
+            if view["state"] != "running" or str(view.get("stage", "")).startswith("round-4"):
+                break
+            time.sleep(0.05)
+        assert view["state"] == "running", view
+        horizontal.kill("hub")
+        try:
+            outcome = client.watch(job_id, CLIENTS, timeout=60)
+        finally:
+            horizontal.restart_party("hub")
+    for c in CLIENTS:
+        error = (outcome.views[c] or {}).get("error")
+        assert error is not None and error["party"] == "hub", outcome.views
+    checkpoint = horizontal.workdir("hub") / "jobs" / job_id / "checkpoint" / "state.json"
+    saved = json.loads(checkpoint.read_text())["round"]
+    assert 3 <= saved < 12
+
+    rerun = digits_spec("it-resume", CLIENTS, rounds=12, resume=job_id)
+    again = run_job(horizontal, rerun, as_party="hub")
+    assert again.succeeded, again.views
+    agg = _result(horizontal, "hub", again.job_id)
+    assert agg["resumed_after_round"] == saved and agg["rounds_run"] == 12
+    assert [r["round"] for r in agg["rounds"]] == list(range(13))
+    assert agg["metrics"]["accuracy"] >= 0.9
+    assert _result(horizontal, "clinic-b", again.job_id)["rounds_trained"] == 12 - saved

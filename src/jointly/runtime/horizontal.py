@@ -242,6 +242,8 @@ def run_aggregator(ctx: PartyContext, channel: Channel, out: Path) -> dict[str, 
         "seconds": round(time.monotonic() - began, 3),
     }
     summary["startup_seconds"] = round(result.startup_seconds, 3)
+    if result.resumed_after:
+        summary["resumed_after_round"] = result.resumed_after
     if result.stop_reason:
         summary["stop_reason"] = result.stop_reason
     if budget is not None:

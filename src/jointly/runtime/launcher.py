@@ -92,6 +92,13 @@ class LocalFederation:
                 cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=os.environ.copy()
             )
 
+    def restart_party(self, party: str, *, timeout: float = 60.0) -> None:
+        """Start a (killed or stopped) party's node again and wait until it answers."""
+        self.start_party(party)
+        with JobClient(self.federation, party) as client:
+            client.wait_ready([party], timeout=timeout)
+        self.api_url(party, timeout=timeout)
+
     def api_url(self, party: str, *, timeout: float = 30.0) -> str:
         """The REST API address of ``party``'s node (written by the node once it listens)."""
         path = self.workdir(party) / "api.json"

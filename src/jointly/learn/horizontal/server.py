@@ -160,6 +160,7 @@ class FitResult:
     dropped: dict[str, str]
     moments: tuple[np.ndarray, np.ndarray] | None = None
     startup_seconds: float = 0.0
+    resumed_after: int = 0  # the checkpointed round this run continued from (0: a fresh start)
 
 
 class Checkpoint:
@@ -557,4 +558,5 @@ def run_server(
         dropped=channel.dropped(),
         moments=moments,
         startup_seconds=startup,
+        resumed_after=server.state.first_round - 1,
     )
