@@ -26,7 +26,7 @@ from jointly.learn.horizontal.messages import Reply
 from jointly.learn.horizontal.models import ModelSpec, build_model, get_weights, set_weights
 from jointly.learn.horizontal.server import Checkpoint, FitResult, ServerConfig, run_server
 from jointly.learn.horizontal.strategies import FedAvg, Krum, Median, Sampling, Strategy
-from jointly.learn.horizontal.trainer import HIST_BINS, LocalData, Trainer, TrainConfig, auc_from_histograms
+from jointly.learn.horizontal.trainer import HIST_BINS, LocalData, TrainConfig, Trainer, auc_from_histograms
 
 SPEC = ModelSpec(family="mlp", num_classes=1, in_features=30, hidden=(8,))
 
@@ -160,7 +160,7 @@ def test_a_client_that_stops_answering_is_dropped_and_training_goes_on() -> None
     hub = MemoryHub(["hub", *names])
 
     def quitter(ch: Any) -> None:  # answers round 1, then is gone (no failure signal in memory)
-        from jointly.learn.horizontal.messages import Start, Task
+        from jointly.learn.horizontal.messages import Task
 
         ch.sub("start").recv("hub", "plan")
         r1 = ch.sub("round-1")
@@ -169,8 +169,9 @@ def test_a_client_that_stops_answering_is_dropped_and_training_goes_on() -> None
         trainer = Trainer(build_model(SPEC), parts[2], TrainConfig(batch_size=1000, lr=0.5), num_classes=1)
         assert task.weights is not None
         new, loss = trainer.fit(task.weights, seed=0)
-        r1.send("hub", "reply", Reply(round=1, num_examples=parts[2].num_train, weights=new, train_loss=loss, eval=None))
-        del Start
+        r1.send(
+            "hub", "reply", Reply(round=1, num_examples=parts[2].num_train, weights=new, train_loss=loss, eval=None)
+        )
 
     def client(i: int) -> Any:
         def fn(ch: Any) -> Any:
