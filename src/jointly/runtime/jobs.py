@@ -25,7 +25,6 @@ from jointly.errors import ConfigError, DataError
 from jointly.progress import Progress
 from jointly.protocols.psi import PsiConfig, run_psi
 from jointly.runtime import model_kinds
-from jointly.runtime.horizontal import check_horizontal, run_horizontal
 from jointly.runtime.vertical import run_prediction, run_training
 
 RESULT_FILE = "result.json"
@@ -89,12 +88,18 @@ def _run_psi(ctx: PartyContext, channel: Channel, out: Path) -> dict[str, Any]:
     return summary
 
 
+def _run_horizontal(ctx: PartyContext, channel: Channel, out: Path) -> dict[str, Any]:
+    from jointly.runtime.horizontal import run_horizontal  # torch loads only for federated-learning jobs
+
+    return run_horizontal(ctx, channel, out)
+
+
 RUNNERS: dict[str, KindRunner] = {
     "psi": _run_psi,
     "secureboost": run_training,
     "hetero_lr": run_training,
     "predict": run_prediction,
-    "horizontal": run_horizontal,
+    "horizontal": _run_horizontal,
 }
 
 
@@ -105,6 +110,8 @@ def check_spec(spec: JobSpec) -> None:
     if spec.kind in ("secureboost", "hetero_lr"):
         model_kinds.build(spec.kind, spec.model_params)
     if spec.kind == "horizontal":
+        from jointly.runtime.horizontal import check_horizontal
+
         check_horizontal(spec)
 
 

@@ -12,7 +12,7 @@ Nothing here talks to other parties: :mod:`jointly.learn.horizontal.client` does
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -238,11 +238,7 @@ class Trainer:
             )
             return get_weights(self.model), mean_loss
         params = list(self.model.parameters())
-        opt: torch.optim.Optimizer
-        if cfg.optimizer == "adam":
-            opt = torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-        else:
-            opt = torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+        step = _adam(params, cfg) if cfg.optimizer == "adam" else _sgd(params, cfg)
         n = len(self._x)
         total, count = 0.0, 0
         for _ in range(epochs):
@@ -251,13 +247,14 @@ class Trainer:
                 idx = order[start : start + cfg.batch_size]
                 if len(idx) < 2 and n >= 2:  # a batch of one breaks batch norm; fold it into the epoch's end
                     continue
-                opt.zero_grad(set_to_none=True)
+                for p in params:
+                    p.grad = None
                 loss = self.loss(self.model(self._x[idx]), self._y[idx])
                 if anchor is not None:
                     prox = sum(((p - a) ** 2).sum() for p, a in zip(params, anchor, strict=True))
                     loss = loss + 0.5 * mu * prox
                 loss.backward()  # type: ignore[no-untyped-call]
-                opt.step()
+                step()
                 total += float(loss.detach()) * len(idx)
                 count += len(idx)
         return get_weights(self.model), total / max(count, 1)
@@ -293,3 +290,34 @@ class Trainer:
                     pos[c] += np.bincount(bins[onehot[:, c], c], minlength=HIST_BINS)
                     neg[c] += np.bincount(bins[~onehot[:, c], c], minlength=HIST_BINS)
         return EvalStats(len(x), loss_sum, correct, pos, neg)
+
+
+def _sgd(params: Sequence[torch.Tensor], cfg: TrainConfig) -> Callable[[], None]:
+    """One step of SGD with momentum and weight decay, as ``torch.optim.SGD`` (no dampening, not Nesterov).
+
+    Written out because constructing a ``torch.optim`` optimizer imports ``torch._dynamo`` (seconds
+    of start-up in every client process); plain SGD needs none of it.
+    """
+    bufs: list[torch.Tensor | None] = [None] * len(params)
+
+    @torch.no_grad()
+    def step() -> None:
+        for i, p in enumerate(params):
+            if p.grad is None:
+                continue
+            d = p.grad if cfg.weight_decay == 0 else p.grad.add(p, alpha=cfg.weight_decay)
+            if cfg.momentum:
+                buf = bufs[i]
+                if buf is None:
+                    buf = bufs[i] = d.detach().clone()
+                else:
+                    buf.mul_(cfg.momentum).add_(d)
+                d = buf
+            p.add_(d, alpha=-cfg.lr)
+
+    return step
+
+
+def _adam(params: Sequence[torch.Tensor], cfg: TrainConfig) -> Callable[[], None]:
+    opt = torch.optim.Adam(list(params), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    return lambda: opt.step() and None

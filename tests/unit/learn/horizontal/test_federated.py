@@ -250,3 +250,23 @@ def test_a_crashed_aggregator_resumes_from_its_last_checkpoint(tmp_path: Path) -
         np.testing.assert_allclose(a, b, atol=1e-6)
     with pytest.raises(Exception, match="different model"):
         Checkpoint(tmp_path / "checkpoint", fingerprint="another-model").load()
+
+
+def test_the_trainers_sgd_step_equals_torch_optim_sgd() -> None:
+    from jointly.learn.horizontal.trainer import _sgd
+
+    torch.manual_seed(0)
+    ours, ref = torch.nn.Linear(5, 3), torch.nn.Linear(5, 3)
+    ours.load_state_dict(ref.state_dict())
+    step = _sgd(list(ours.parameters()), TrainConfig(lr=0.1, momentum=0.9, weight_decay=0.01))
+    opt = torch.optim.SGD(ref.parameters(), lr=0.1, momentum=0.9, weight_decay=0.01)
+    for _ in range(5):
+        x = torch.randn(8, 5)
+        for m in (ours, ref):
+            for p in m.parameters():
+                p.grad = None
+            (m(x) ** 2).sum().backward()  # type: ignore[no-untyped-call]
+        opt.step()
+        step()
+    for a, b in zip(ours.parameters(), ref.parameters(), strict=True):
+        torch.testing.assert_close(a, b)
