@@ -64,7 +64,7 @@ def images(tmp_path: Path, **override: Any) -> str:
 def test_medmnist_images_become_scaled_channel_first_tensors(tmp_path: Path) -> None:
     data = load(tmp_path, {"data": images(tmp_path)}, CNN)
     assert data.x_train.shape == (20, 1, 8, 8) and data.x_test.shape == (6, 1, 8, 8)
-    assert 0.0 <= data.x_train.min() and data.x_train.max() <= 1.0
+    assert data.x_train.min() >= 0.0 and data.x_train.max() <= 1.0
 
 
 @pytest.mark.parametrize(
