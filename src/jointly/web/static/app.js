@@ -408,13 +408,14 @@ function resultsView(res, job) {
   const plots = [];
   if (metrics.roc) plots.push(rocPlot(metrics.roc, joint && joint.auc));
   if (Array.isArray(result.history) && result.history.length) plots.push(historyPlot(result.history));
+  if (Array.isArray(result.rounds) && result.rounds.length > 1) plots.push(roundsPlot(result.rounds));
   if (job.kind === "psi" || "intersection_size" in result) plots.push(psiPlot(result));
   const scalars = Object.entries(result).filter(([, v]) => v === null || typeof v !== "object");
   return h("div", { "data-testid": "results" },
     joint && table(["Metric", "Joint model", ...(baseline ? ["This party alone"] : [])], Object.keys(joint).map((k) =>
       h("tr", {}, h("td", {}, k), h("td", {}, value(joint[k])),
         baseline && h("td", {}, value(baseline[k])))), { "data-testid": "metrics-table" }),
-    plots.length && h("div", { class: "plots" }, plots),
+    plots.some(Boolean) && h("div", { class: "plots" }, plots.filter(Boolean)),
     h("h4", {}, "Summary"), kvTable(Object.fromEntries(scalars), { "data-testid": "result-summary" }, ["Field", "Value"]));
 }
 
@@ -489,6 +490,19 @@ function historyPlot(history) {
   const what = aucs.length ? "AUC" : "loss";
   return linePlot({ testid: "history-plot", title: `Training ${what} per ${xKey || "step"}`, xLabel: xKey || "step",
     yLabel: what, series, x: [Math.min(...xs), Math.max(...xs)], y, integerX: true });
+}
+
+// Federated learning: accuracy and AUC of the global model (on the clients' test rows) after each round.
+function roundsPlot(rounds) {
+  const series = ["accuracy", "auc"].map((k) => ({ name: k === "auc" ? "AUC" : k,
+    points: rounds.filter((r) => typeof r[k] === "number").map((r) => [r.round, r[k]]) }))
+    .filter((ser) => ser.points.length);
+  if (!series.length) return null;
+  const ys = series.flatMap((ser) => ser.points.map((p) => p[1]));
+  const y = [Math.max(0, Math.min(...ys) - 0.05), Math.min(1, Math.max(...ys) + 0.05)];
+  const xs = rounds.map((r) => r.round);
+  return linePlot({ testid: "rounds-plot", title: "Global model per round (federated evaluation)", xLabel: "round",
+    yLabel: "accuracy / AUC", series, x: [Math.min(...xs), Math.max(...xs)], y, integerX: true });
 }
 
 function psiPlot(result) {
