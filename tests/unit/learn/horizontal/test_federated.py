@@ -270,3 +270,37 @@ def test_the_trainers_sgd_step_equals_torch_optim_sgd() -> None:
         step()
     for a, b in zip(ours.parameters(), ref.parameters(), strict=True):
         torch.testing.assert_close(a, b)
+
+
+def test_client_side_dp_noise_under_secure_aggregation_pays_the_budget_per_round() -> None:
+    from jointly.learn.horizontal.dp import DpClientFixedClipping, DpServerClientSideNoise
+
+    parts = breast(3)
+    names = ["c0", "c1", "c2"]
+    hub = MemoryHub(["hub", *names])
+    accountant = RdpAccountant(2.0, 1.0, 1e-5)
+    budget = PrivacyBudget(epsilon=50.0, delta=1e-5)
+    dp = DpServerClientSideNoise(FedAvg(), budget=budget, accountant=accountant, expected_clients=3)
+    config = ServerConfig(rounds=3, secagg=2, weighted=False)
+    start = initial()
+
+    def client(i: int) -> Any:
+        def fn(ch: Any) -> Any:
+            trainer = Trainer(build_model(SPEC), parts[i], TrainConfig(batch_size=1000, lr=0.5), num_classes=1)
+            noise = DpClientFixedClipping(noise_multiplier=2.0, clip_norm=0.5, expected_clients=3)
+            settings = ClientSettings(index=i, secagg=2, weighted=False)
+            return run_client(ch, "hub", trainer, settings, dp_client=noise)
+
+        return fn
+
+    def server(ch: Any) -> FitResult:
+        return run_server(ch, names, dp, start, config, num_classes=1)
+
+    result = hub.run({"hub": server, **{n: client(i) for i, n in enumerate(names)}})["hub"]
+    assert result.rounds_run == 3 and accountant.steps == 3
+    assert budget.spent == pytest.approx(RdpAccountant(2.0, 1.0, 1e-5).epsilon_after(3))
+    for _src, dst, _tag, data in hub.log:
+        msg = decode(data)
+        if dst == "hub" and isinstance(msg, Reply):
+            assert msg.weights is None and np.isnan(msg.train_loss)  # no update, no unprivatised loss
+    assert all(r.contributed == names for r in result.history[1:])
