@@ -235,14 +235,18 @@ def test_load_image_folder_errors(
         load_image_folder(tmp_path / "img", csv_path, **args)  # type: ignore[arg-type]
 
 
-def test_png_without_pillow_is_refused_with_a_clear_message(tmp_path: Path) -> None:
-    try:
-        import PIL  # noqa: F401
-    except ImportError:
-        pass
-    else:
-        pytest.skip("Pillow is installed: PNG files are supported")
-    csv_path = _folder(tmp_path, [("a.png", "0")], {})
+def test_png_and_jpeg_images_are_read_and_a_corrupt_one_is_refused(tmp_path: Path) -> None:
+    from PIL import Image
+
+    csv_path = _folder(tmp_path, [("a.png", "tumour"), ("b.jpg", "healthy")], {})
+    gray = np.arange(64, dtype=np.uint8).reshape(8, 8)
+    Image.fromarray(gray).save(tmp_path / "img" / "a.png")
+    Image.fromarray(gray).save(tmp_path / "img" / "b.jpg", quality=100)
+    data = load_image_folder(tmp_path / "img", csv_path, image_column="file", label_column="diagnosis")
+    assert data.images.shape == (2, 8, 8) and data.images.dtype == np.uint8
+    np.testing.assert_array_equal(data.images[0], gray)  # PNG is lossless
+    assert np.abs(data.images[1].astype(int) - gray).max() <= 3  # JPEG nearly so at quality 100
+    assert data.classes == ("healthy", "tumour")
     (tmp_path / "img" / "a.png").write_bytes(b"\x89PNG\r\n\x1a\n")
-    with pytest.raises(DataError, match="need Pillow"):
+    with pytest.raises(DataError, match="cannot decode"):
         load_image_folder(tmp_path / "img", csv_path, image_column="file", label_column="diagnosis")

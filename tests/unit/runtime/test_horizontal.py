@@ -86,3 +86,19 @@ def test_bad_client_data_is_refused_with_a_clear_reason(
     name = make(tmp_path)
     with pytest.raises(error, match=needle):
         load(tmp_path, {"data": name, "label": "label"}, model)
+
+
+def test_a_folder_of_png_images_with_labels_csv_is_a_client_dataset(tmp_path: Path) -> None:
+    from PIL import Image
+
+    folder = tmp_path / "scans"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    rows = []
+    for i in range(12):
+        Image.fromarray(rng.integers(0, 256, (8, 8), dtype=np.uint8)).save(folder / f"s{i}.png")
+        rows.append({"image": f"s{i}.png", "label": i % 3})
+    pd.DataFrame(rows).to_csv(folder / "labels.csv", index=False)
+    data = load(tmp_path, {"data": "scans"}, CNN)
+    assert data.x_train.shape == (9, 1, 8, 8) and data.x_test.shape == (3, 1, 8, 8)
+    assert sorted(np.concatenate([data.y_train, data.y_test]).tolist()) == sorted(r["label"] for r in rows)
