@@ -130,10 +130,58 @@ def check_horizontal(spec: JobSpec) -> None:
         )
     if h.dp is not None and not strategy.is_linear:
         raise ConfigError(f"client-level DP averages clipped updates; {type(strategy).__name__} cannot be wrapped")
+    dp_wrapper(h, strategy, len(spec.clients))
+    if h.dp is not None:
+        norms = [
+            m for m in build_model(model_spec(h)).modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)
+        ]
+        if norms:
+            raise ConfigError(
+                "client-level DP adds noise to every tensor of an update, batch-norm running statistics included "
+                "(a noised variance can turn negative): use a model without BatchNorm (options: {norm: group})"
+            )
     if h.dp_sgd is not None:
         from jointly.learn.horizontal.dpsgd import check_model
 
         check_model(build_model(model_spec(h)))
+
+
+def dp_wrapper(
+    h: HorizontalSpec, strategy: st.Strategy, clients: int
+) -> tuple[Any, PrivacyBudget | None, RdpAccountant | None]:
+    """The strategy wrapped for the job's client-level DP (or as is), with its budget and accountant.
+
+    The accountant's sampling rate is (clients sampled per round) / (clients); one round is one step.
+    """
+    if h.dp is None:
+        return strategy, None, None
+    per_round = sampled_per_round(h, clients)
+    accountant = RdpAccountant(h.dp.noise_multiplier, per_round / clients, h.dp.delta)
+    budget = PrivacyBudget(h.dp.epsilon, h.dp.delta)
+    wrapped: Any
+    if h.dp.mode == "client":
+        wrapped = DpServerClientSideNoise(strategy, budget=budget, accountant=accountant, expected_clients=per_round)
+    elif h.dp.adaptive:
+        wrapped = DpServerAdaptiveClipping(
+            strategy,
+            noise_multiplier=h.dp.noise_multiplier,
+            initial_clip_norm=h.dp.clip_norm,
+            budget=budget,
+            accountant=accountant,
+            expected_clients=per_round,
+            target_quantile=h.dp.target_quantile,
+            # Andrew et al. suggest m/20 for the noised count; few clients need more for a valid split of z
+            clipped_count_stddev=max(per_round / 20.0, h.dp.noise_multiplier),
+        )
+    else:
+        wrapped = DpServerFixedClipping(
+            strategy,
+            noise_multiplier=h.dp.noise_multiplier,
+            clip_norm=h.dp.clip_norm,
+            budget=budget,
+            accountant=accountant,
+        )
+    return wrapped, budget, accountant
 
 
 def _h(spec: JobSpec) -> HorizontalSpec:
@@ -160,35 +208,7 @@ def run_aggregator(ctx: PartyContext, channel: Channel, out: Path) -> dict[str, 
     torch.manual_seed(h.seed)
     initial = get_weights(build_model(mspec))
     strategy = build_strategy(h, len(clients))
-    aggregator: Any = strategy
-    budget: PrivacyBudget | None = None
-    accountant: RdpAccountant | None = None
-    per_round = sampled_per_round(h, len(clients))
-    if h.dp is not None:
-        accountant = RdpAccountant(h.dp.noise_multiplier, per_round / len(clients), h.dp.delta)
-        budget = PrivacyBudget(h.dp.epsilon, h.dp.delta)
-        if h.dp.mode == "client":
-            aggregator = DpServerClientSideNoise(
-                strategy, budget=budget, accountant=accountant, expected_clients=per_round
-            )
-        elif h.dp.adaptive:
-            aggregator = DpServerAdaptiveClipping(
-                strategy,
-                noise_multiplier=h.dp.noise_multiplier,
-                initial_clip_norm=h.dp.clip_norm,
-                budget=budget,
-                accountant=accountant,
-                expected_clients=per_round,
-                target_quantile=h.dp.target_quantile,
-            )
-        else:
-            aggregator = DpServerFixedClipping(
-                strategy,
-                noise_multiplier=h.dp.noise_multiplier,
-                clip_norm=h.dp.clip_norm,
-                budget=budget,
-                accountant=accountant,
-            )
+    aggregator, budget, accountant = dp_wrapper(h, strategy, len(clients))
     checkpoint = _checkpoint(ctx, spec)
 
     def extra_state() -> dict[str, Any]:

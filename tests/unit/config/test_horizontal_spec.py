@@ -69,7 +69,15 @@ def test_invalid_specs_are_refused_with_the_reason(
         ({"strategy": {"name": "krum", "typo": 1}}, "bad parameters"),
         ({"strategy": {"name": "median"}, "secure_aggregation": {}}, "individual updates"),
         ({"strategy": {"name": "krum", "f": 1}, "dp": {"noise_multiplier": 1, "epsilon": 5}}, "cannot be wrapped"),
+        (
+            {
+                "dp": {"noise_multiplier": 1, "epsilon": 5, "mode": "client"},
+                "model": {**CNN, "options": {"norm": "batch"}},
+            },
+            "norm: group",
+        ),
         ({"dp_sgd": {"noise_multiplier": 1.0}}, "BatchNorm"),
+        ({"dp": {"noise_multiplier": 1.0, "epsilon": 5}}, "norm: group"),
     ],
 )
 def test_what_only_the_runtime_can_check_is_refused_before_the_job_runs(

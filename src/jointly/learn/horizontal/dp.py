@@ -99,7 +99,7 @@ def _pseudo_update(
     template: U, global_weights: Sequence[np.ndarray], mean_delta: Sequence[np.ndarray], *, clients: int = 1
 ) -> U:
     weights = [
-        (np.asarray(g, dtype=np.float64) + d).astype(np.asarray(g).dtype)
+        np.asarray(np.asarray(g, dtype=np.float64) + d, dtype=np.asarray(g).dtype)
         for g, d in zip(global_weights, mean_delta, strict=True)
     ]
     changes: dict[str, Any] = {"client": "dp-aggregate", "weights": weights, "num_examples": 1}
@@ -344,7 +344,7 @@ class DpClientFixedClipping:
         clipped, _ = clip_by_global_norm(delta, self.clip_norm)
         noised = add_gaussian_noise(clipped, self.noise_std, self._rng)
         return [
-            (np.asarray(g, dtype=np.float64) + d).astype(np.asarray(g).dtype)
+            np.asarray(np.asarray(g, dtype=np.float64) + d, dtype=np.asarray(g).dtype)
             for g, d in zip(global_weights, noised, strict=True)
         ]
 
@@ -389,6 +389,6 @@ class DpServerClientSideNoise(_DpServerBase[U]):
 
 def _noised_global(global_weights: Sequence[np.ndarray], mean_delta: Sequence[np.ndarray]) -> list[np.ndarray]:
     return [
-        (np.asarray(g, dtype=np.float64) + d).astype(np.asarray(g).dtype)
+        np.asarray(np.asarray(g, dtype=np.float64) + d, dtype=np.asarray(g).dtype)
         for g, d in zip(global_weights, mean_delta, strict=True)
     ]

@@ -109,6 +109,7 @@ class RoundRecord:
     sampled: list[str] = field(default_factory=list)
     contributed: list[str] = field(default_factory=list)
     dropped: list[str] = field(default_factory=list)
+    rejected: dict[str, str] = field(default_factory=dict)  # client -> why its update was left out
     train_loss: float | None = None
     metrics: dict[str, float] = field(default_factory=dict)
     epsilon: float | None = None
@@ -125,6 +126,8 @@ class RoundRecord:
             "bytes_sent": self.bytes_sent,
             "bytes_received": self.bytes_received,
         }
+        if self.rejected:
+            out["rejected"] = self.rejected
         if self.train_loss is not None:
             out["train_loss"] = self.train_loss
         if self.epsilon is not None:
@@ -141,6 +144,7 @@ class RoundRecord:
             sampled=list(raw.get("clients", [])),
             contributed=list(raw.get("contributed", [])),
             dropped=list(raw.get("dropped", [])),
+            rejected=dict(raw.get("rejected", {})),
             train_loss=raw.get("train_loss"),
             metrics=metrics,
             epsilon=raw.get("epsilon"),
@@ -393,17 +397,18 @@ class _Server:
         if self.config.secagg:
             updates = self._secure(ch, r, replies, threshold, record)
         else:
-            updates = [
-                ClientUpdate(
-                    client=name,
-                    weights=check_weights(rep.weights, self.shapes, name),
-                    num_examples=_count(rep.num_examples, name),
-                    metrics={"train_loss": rep.train_loss},
-                )
-                for name, rep in replies.items()
-            ]
+            updates = []
+            for name, rep in replies.items():
+                try:  # a malformed or diverged (NaN) update is left out of the round, not fatal to the job
+                    local = check_weights(rep.weights, self.shapes, name)
+                    count = _count(rep.num_examples, name)
+                except ProtocolViolation as exc:
+                    record.rejected[name] = str(exc)
+                    note(self.progress, f"round {r}: update of {name} rejected: {exc}")
+                    continue
+                updates.append(ClientUpdate(name, local, count, metrics={"train_loss": rep.train_loss}))
             record.contributed = [u.client for u in updates]
-        record.dropped = [c for c in sampled if c not in record.contributed]
+        record.dropped = [c for c in sampled if c not in record.contributed and c not in record.rejected]
         self.state.weights = [np.asarray(w, dtype=np.float32) for w in self.strategy.aggregate(r, weights, updates)]
         traffic = self.ch.traffic()
         record.bytes_sent = traffic.get("bytes_sent", 0) - traffic0.get("bytes_sent", 0)

@@ -114,8 +114,8 @@ class EvalStats:
         rows = 1 if classes == 1 else classes
         if not (isinstance(n, int) and isinstance(correct, int) and 0 <= correct <= n):
             raise ValueError("malformed example counts")
-        if not (isinstance(loss_sum, float | int) and math.isfinite(loss_sum) and loss_sum >= 0):
-            raise ValueError("malformed loss")
+        if not (isinstance(loss_sum, float | int) and not math.isnan(loss_sum) and loss_sum >= 0):
+            raise ValueError("malformed loss")  # +inf is a diverged model's honest loss
         hists = [_check_hist(h, rows=rows, n=n) for h in (pos, neg)]
         return cls(n=n, loss_sum=float(loss_sum), correct=correct, pos_hist=hists[0], neg_hist=hists[1])
 
@@ -275,7 +275,9 @@ class Trainer:
             for start in range(0, len(x), 1024):
                 xb, yb = x[start : start + 1024], y[start : start + 1024]
                 logits = self.model(xb)
-                loss_sum += float(self.loss(logits, yb)) * len(xb)
+                batch_loss = float(self.loss(logits, yb))
+                loss_sum += batch_loss * len(xb) if math.isfinite(batch_loss) else math.inf
+                logits = torch.nan_to_num(logits, nan=0.0, posinf=1e4, neginf=-1e4)  # a diverged model still scores
                 if self.num_classes == 1:
                     prob = torch.sigmoid(logits.reshape(-1)).numpy()[:, None]
                     pred = (prob[:, 0] >= 0.5).astype(np.int64)

@@ -304,3 +304,18 @@ def test_client_side_dp_noise_under_secure_aggregation_pays_the_budget_per_round
         if dst == "hub" and isinstance(msg, Reply):
             assert msg.weights is None and np.isnan(msg.train_loss)  # no update, no unprivatised loss
     assert all(r.contributed == names for r in result.history[1:])
+
+
+def test_the_strategy_aggregates_against_the_global_model_the_clients_received() -> None:
+    seen: list[list[np.ndarray]] = []
+
+    class Recording(FedAvg):
+        def aggregate(self, round: int, global_weights: list[np.ndarray], updates: Any) -> list[np.ndarray]:
+            seen.append([w.copy() for w in global_weights])
+            return super().aggregate(round, global_weights, updates)
+
+    result, _, _ = train_federated(breast(3), Recording(), ServerConfig(rounds=2))
+    for a, b in zip(seen[0], initial(), strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert not all(np.array_equal(a, b) for a, b in zip(seen[1], initial(), strict=True))
+    assert len(result.history) == 3
