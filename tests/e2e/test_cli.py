@@ -43,7 +43,7 @@ def test_init_refuses_bad_party_names(tmp_path: Path) -> None:
 
 
 def test_demo_runs_end_to_end(tmp_path: Path) -> None:
-    proc = jointly("demo", "--dir", "runs", "--workers", "1", cwd=tmp_path)
+    proc = jointly("demo", "--dir", "runs", "--workers", "1", cwd=tmp_path, timeout=600)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     (run_dir,) = (tmp_path / "runs").iterdir()
     summary = json.loads((run_dir / "result.json").read_text())
