@@ -128,9 +128,9 @@ def run_all(tmp_path: Path, horizontal: dict[str, Any], *, job_id: str = "job-1"
     def side(party: str) -> Any:
         def fn(ch: Any) -> dict[str, Any]:
             ctx = PartyContext(
-                spec=spec, party=party, job_id=job_id, data_dir=tmp_path, progress=NullProgress(), jobs_dir=jobs
-            )
-            return run_party(ctx, ch, jobs / job_id / party / "output")
+                spec=spec, party=party, job_id=job_id, data_dir=tmp_path, progress=NullProgress(), jobs_dir=jobs / party
+            )  # each party's node has its own jobs directory
+            return run_party(ctx, ch, jobs / party / job_id / "output")
 
         return fn
 

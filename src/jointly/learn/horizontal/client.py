@@ -23,7 +23,7 @@ from jointly.learn.horizontal.messages import Final, Moments, Reply, Start, Task
 from jointly.learn.horizontal.server import secagg_config
 from jointly.learn.horizontal.trainer import Trainer
 from jointly.progress import NullProgress, Progress
-from jointly.protocols.secagg import run_secagg_client
+from jointly.protocols.secagg import contribute, prepare
 
 __all__ = ["ClientResult", "ClientSettings", "local_moments", "run_client"]
 
@@ -107,10 +107,25 @@ def run_client(
         last = r
         progress.update("federated training", r - 1, start.rounds)
         weights = check_weights(task.weights, shapes, server)
-        stats = trainer.evaluate(weights).to_wire() if task.evaluate else None
         if not task.train:
+            stats = trainer.evaluate(weights).to_wire() if task.evaluate else None
             ch.send(server, "reply", Reply(round=r, num_examples=0, weights=None, train_loss=math.nan, eval=stats))
             continue
+        secure = None
+        if task.secagg_threshold:  # keys and shares first: the aggregator relays them while we train
+            if not settings.secagg or task.secagg_threshold < settings.secagg:
+                raise ProtocolViolation(
+                    f"{server!r} asked for secure aggregation with threshold {task.secagg_threshold}; "
+                    f"this job allows {'none' if not settings.secagg else f'at least {settings.secagg}'}"
+                )
+            cfg = secagg_config(
+                task.secagg_threshold,
+                clip=settings.secagg_clip,
+                weighted=settings.weighted,
+                timeout=settings.round_timeout,
+            )
+            secure = prepare(ch.sub("secagg"), server, config=cfg)
+        stats = trainer.evaluate(weights).to_wire() if task.evaluate else None
         epochs = task.config.get("local_epochs")
         if not isinstance(epochs, int) or isinstance(epochs, bool) or not 1 <= epochs <= 1000:
             raise ProtocolViolation(f"{server!r} asked for local_epochs={epochs!r}")
@@ -123,24 +138,13 @@ def run_client(
         if dp_client is not None or trainer.dpsgd is not None:
             loss = math.nan  # the training loss is not privatised: under DP it stays with the client
         trained += 1
-        if task.secagg_threshold:
-            if not settings.secagg or task.secagg_threshold < settings.secagg:
-                raise ProtocolViolation(
-                    f"{server!r} asked for secure aggregation with threshold {task.secagg_threshold}; "
-                    f"this job allows {'none' if not settings.secagg else f'at least {settings.secagg}'}"
-                )
+        if secure is not None:
             ch.send(server, "reply", Reply(round=r, num_examples=0, weights=None, train_loss=loss, eval=stats))
             delta = [
                 np.asarray(n, dtype=np.float64) - np.asarray(w, dtype=np.float64)
                 for n, w in zip(new, weights, strict=True)
             ]
-            cfg = secagg_config(
-                task.secagg_threshold,
-                clip=settings.secagg_clip,
-                weighted=settings.weighted,
-                timeout=settings.round_timeout,
-            )
-            run_secagg_client(ch.sub("secagg"), server, delta, num_examples=trainer.data.num_train, config=cfg)
+            contribute(ch.sub("secagg"), secure, delta, num_examples=trainer.data.num_train)
         else:
             if settings.secagg:
                 raise ProtocolViolation(f"{server!r} asked for a plain update in a job with secure aggregation")

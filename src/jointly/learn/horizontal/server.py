@@ -48,7 +48,7 @@ from jointly.learn.horizontal.messages import Final, Moments, Reply, Start, Task
 from jointly.learn.horizontal.strategies.base import ClientUpdate, TooFewClients
 from jointly.learn.horizontal.trainer import EvalStats, combine_eval
 from jointly.progress import NullProgress, Progress, note
-from jointly.protocols.secagg import SecAggConfig, run_secagg_server
+from jointly.protocols.secagg import SecAggConfig, ServerState, close_round, open_round
 
 __all__ = ["Checkpoint", "FitResult", "RoundRecord", "ServerConfig", "run_server", "secagg_config"]
 
@@ -374,6 +374,12 @@ class _Server:
                 secagg_threshold=threshold if train else 0,
             )
             self._send(ch, name, "task", task)
+        secure: ServerState | None = None
+        if self.config.secagg:  # keys and shares while the clients train (they need no input)
+            live = [c for c in sampled if c in self.state.alive]
+            if len(live) < threshold:
+                raise TooFewClients(r, len(live), threshold, "clients are left for secure aggregation")
+            secure = open_round(ch.sub("secagg"), live, self.shapes, config=self._secagg(threshold))
         deadline = time.monotonic() + self.config.round_timeout
         replies: dict[str, Reply] = {}
         evals: list[EvalStats] = []
@@ -394,8 +400,8 @@ class _Server:
         record = RoundRecord(round=r, sampled=list(sampled), epsilon=epsilon)
         losses = [rep.train_loss for rep in replies.values() if math.isfinite(rep.train_loss)]
         record.train_loss = float(np.mean(losses)) if losses else None
-        if self.config.secagg:
-            updates = self._secure(ch, r, replies, threshold, record)
+        if secure is not None:
+            updates = self._secure(ch, r, secure, record)
         else:
             updates = []
             for name, rep in replies.items():
@@ -418,16 +424,13 @@ class _Server:
         self._save(r)
         return True
 
-    def _secure(
-        self, ch: Channel, r: int, replies: dict[str, Reply], threshold: int, record: RoundRecord
-    ) -> list[ClientUpdate]:
-        cfg = secagg_config(
+    def _secagg(self, threshold: int) -> SecAggConfig:
+        return secagg_config(
             threshold, clip=self.config.secagg_clip, weighted=self.config.weighted, timeout=self.config.round_timeout
         )
-        names = [c for c in self.clients if c in replies]
-        if len(names) < threshold:
-            raise TooFewClients(r, len(names), threshold, "clients answered (secure aggregation threshold)")
-        result = run_secagg_server(ch.sub("secagg"), names, self.shapes, config=cfg)
+
+    def _secure(self, ch: Channel, r: int, secure: ServerState, record: RoundRecord) -> list[ClientUpdate]:
+        result = close_round(ch.sub("secagg"), secure)
         for name in result.dropped:
             if name in self.ch.dropped():
                 self._drop(name, self.ch.dropped()[name])

@@ -31,6 +31,10 @@ an explicit state dataclass, as in Flower's SecAgg+ workflow):
    rebuilds them from ``t`` answers, checks each rebuilt ``s_sk_u`` against
    ``s_pk_u``, strips the masks and decodes the sum.
 
+Stages 1-2 need no input: :func:`prepare` / :func:`open_round` run them, and
+:func:`contribute` / :func:`close_round` run 3-4 once the input exists, so a
+federated-learning round hides their round trips behind the clients' training.
+
 Dropouts: clients that miss a stage deadline (``config.timeout``) are dropped;
 after stage 2 their pairwise masks are removed via shares.  If fewer than ``t``
 clients are left at any stage the server raises
@@ -51,9 +55,9 @@ per client and ``O(n * |U2 - U3|)`` on the server.
 
 from __future__ import annotations
 
-from jointly.protocols.secagg.client import ClientState, SecAggClientResult, run_secagg_client
+from jointly.protocols.secagg.client import ClientState, SecAggClientResult, contribute, prepare, run_secagg_client
 from jointly.protocols.secagg.common import SecAggConfig, SecAggResult, encode_update, vector_length
-from jointly.protocols.secagg.server import ServerState, run_secagg_server
+from jointly.protocols.secagg.server import ServerState, close_round, open_round, run_secagg_server
 
 __all__ = [
     "ClientState",
@@ -61,7 +65,11 @@ __all__ = [
     "SecAggConfig",
     "SecAggResult",
     "ServerState",
+    "close_round",
+    "contribute",
     "encode_update",
+    "open_round",
+    "prepare",
     "run_secagg_client",
     "run_secagg_server",
     "vector_length",

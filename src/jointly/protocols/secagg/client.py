@@ -190,6 +190,23 @@ class SecAggClientResult:
     dropped: tuple[str, ...]
 
 
+def prepare(channel: Channel, server: str, *, config: SecAggConfig) -> ClientState:
+    """Stages 1-2 (keys, shares): they need no input, so run them before the update exists."""
+    state = ClientState(name=channel.party, server=server, config=config)
+    advertise_keys(channel, state)
+    share_keys(channel, state)
+    return state
+
+
+def contribute(
+    channel: Channel, state: ClientState, update: Sequence[np.ndarray], *, num_examples: int
+) -> SecAggClientResult:
+    """Stages 3-4: send the masked ``update``, then help unmask the sum."""
+    masked_input(channel, state, encode_update(update, num_examples=num_examples, config=state.config))
+    unmask(channel, state)
+    return SecAggClientResult(survivors=state.survivors, dropped=state.dropped)
+
+
 def run_client(
     channel: Channel, server: str, update: Sequence[np.ndarray], *, num_examples: int, config: SecAggConfig
 ) -> ClientState:
@@ -207,5 +224,5 @@ def run_secagg_client(
     channel: Channel, server: str, update: Sequence[np.ndarray], *, num_examples: int, config: SecAggConfig
 ) -> SecAggClientResult:
     """This client's side of secure aggregation of ``update`` (weighted by ``num_examples`` if configured)."""
-    state = run_client(channel, server, update, num_examples=num_examples, config=config)
-    return SecAggClientResult(survivors=state.survivors, dropped=state.dropped)
+    state = prepare(channel, server, config=config)
+    return contribute(channel, state, update, num_examples=num_examples)

@@ -207,10 +207,10 @@ def unmask(channel: Channel, state: ServerState) -> SecAggResult:
     return state.result
 
 
-def run_secagg_server(
+def open_round(
     channel: Channel, clients: Sequence[str], shapes: Sequence[Sequence[int]], *, config: SecAggConfig
-) -> SecAggResult:
-    """The server's side: the sum of the surviving clients' updates, of the given array ``shapes``."""
+) -> ServerState:
+    """Stages 1-2 (keys, shares): they need no input, so run them while the clients compute theirs."""
     names = tuple(clients)
     if len(set(names)) != len(names) or channel.party in names:
         raise ConfigError("clients must be distinct and must not include the server")
@@ -221,5 +221,17 @@ def run_secagg_server(
     state = ServerState(clients=names, shapes=dims, config=config)
     collect_keys(channel, state)
     relay_shares(channel, state)
+    return state
+
+
+def close_round(channel: Channel, state: ServerState) -> SecAggResult:
+    """Stages 3-4 (masked inputs, unmasking): the sum of the survivors' inputs."""
     collect_masked(channel, state)
     return unmask(channel, state)
+
+
+def run_secagg_server(
+    channel: Channel, clients: Sequence[str], shapes: Sequence[Sequence[int]], *, config: SecAggConfig
+) -> SecAggResult:
+    """The server's side: the sum of the surviving clients' updates, of the given array ``shapes``."""
+    return close_round(channel, open_round(channel, clients, shapes, config=config))
