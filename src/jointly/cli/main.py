@@ -237,6 +237,53 @@ def predict(
 
 
 @cli.command()
+@click.option("--server", required=True, help="The partner whose set is queried (e.g. a bureau's blacklist).")
+@click.option("--ids", "ids_path", required=True, help="This party's table of ids to look up (path on its node).")
+@click.option("--server-data", required=True, help="The server's table on its node: a path, or dataset:NAME.")
+@click.option("--label", default="label", show_default=True, help="The server's label column.")
+@click.option("--id-column", default="id", show_default=True, help="The id column of both tables.")
+@click.option("--method", type=click.Choice(["labeled_psi", "pir"]), default="labeled_psi", show_default=True)
+@click.option("--max-ids", type=int, default=10_000, show_default=True)
+@click.option("--federation", "federation_path", type=click.Path(path_type=Path, exists=True), required=True)
+@click.option("--as", "as_party", required=True, help="Query as this party (uses its certificate).")
+def query(
+    server: str,
+    ids_path: str,
+    server_data: str,
+    label: str,
+    id_column: str,
+    method: str,
+    max_ids: int,
+    federation_path: Path,
+    as_party: str,
+) -> None:
+    """Look this party's ids up in a partner's set; the partner learns neither which ids nor the answers.
+
+    With labeled_psi the partner learns how many ids were asked; with pir, nothing. The results
+    (id, found, label) stay on this party's node, in the job's results.csv.
+    """
+    kind, _, name = server_data.partition(":")
+    ref = {"dataset": name} if kind == "dataset" and name else {"data": server_data}
+    spec = JobSpec.from_dict(
+        {
+            "name": f"query-{server}"[:128],
+            "kind": "query",
+            "parties": {
+                as_party: {"data": ids_path, "id_column": id_column},
+                server: {**ref, "id_column": id_column, "label": label},
+            },
+            "query": {"client": as_party, "server": server, "method": method, "max_ids": max_ids},
+        },
+        source="query command",
+    )
+    fed = Federation.load(federation_path)
+    with JobClient(fed, as_party) as client:
+        job_id = client.submit(spec)
+        console.print(f"submitted query job [bold]{job_id}[/]")
+        _report(_follow(client, job_id, list(spec.party_names)), as_party)
+
+
+@cli.command()
 @click.argument("job_id")
 @click.option("--federation", "federation_path", type=click.Path(path_type=Path, exists=True), required=True)
 @click.option("--as", "as_party", required=True, help="Ask as this party (uses its certificate).")

@@ -66,7 +66,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from jointly.errors import ConfigError
 
 PARTY_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
-JOB_KINDS = ("psi", "secureboost", "hetero_lr", "predict", "horizontal")
+JOB_KINDS = ("psi", "secureboost", "hetero_lr", "predict", "horizontal", "mpc", "query")
 MODEL_KINDS = ("secureboost", "hetero_lr")
 
 
@@ -210,11 +210,51 @@ class HorizontalSpec(_Strict):
         return self.secure_aggregation is not None and self.secure_aggregation.enabled
 
 
+class MpcSpec(_Strict):
+    """A joint computation on secret shares (financial-MPC roles: data, compute and result parties).
+
+    ``compute``: the parties that hold the shares and compute (two); ``results``: who learns the
+    result; ``dealer``: a party that deals correlated randomness (Beaver triples), trusted not to
+    collude with a compute party -- without one the compute parties make triples with Paillier.
+    Data parties are the parties that bring a table.  ``columns`` names each data party's columns;
+    ``layout: vertical`` aligns the data parties' rows by PSI first (``align``), ``horizontal`` stacks them.
+    ``statistic``: sum, count, mean, variance, min, max, histogram (``bins``: edges), pearson (two
+    columns), or sslr (secret-shared logistic regression on vertically split features; the party whose
+    ref names a ``label`` holds the labels; ``sslr``: its parameters).
+    """
+
+    compute: tuple[str, ...] = Field(min_length=2, max_length=2)
+    results: tuple[str, ...] = Field(min_length=1)
+    dealer: str | None = None
+    statistic: Literal["sum", "count", "mean", "variance", "min", "max", "histogram", "pearson", "sslr"]
+    layout: Literal["horizontal", "vertical"] = "horizontal"
+    columns: dict[str, tuple[str, ...]] = Field(default_factory=dict)
+    bins: tuple[float, ...] = ()
+    align: bool = True
+    sslr: dict[str, Any] | None = None
+
+
+class QuerySpec(_Strict):
+    """A private query of one party's set or records by another.
+
+    ``client`` asks with the ids in its table; ``server`` answers from its table (``label`` of its
+    data ref names the value column).  ``method``: ``labeled_psi`` (an OPRF over Curve25519: the
+    client learns which of its ids are in the server's set and their labels, the server learns only
+    how many ids were asked) or ``pir`` (keyword PIR over LWE: the server learns nothing about the
+    keys, the client downloads a one-time hint).  ``max_ids`` bounds how many ids one job may ask.
+    """
+
+    client: str
+    server: str
+    method: Literal["labeled_psi", "pir"] = "labeled_psi"
+    max_ids: int = Field(default=10_000, ge=1, le=1_000_000)
+
+
 class JobSpec(_Strict):
     """A joint job: its kind, the parties with their data references, and kind-specific parameters."""
 
     name: str = Field(min_length=1, max_length=128)
-    kind: Literal["psi", "secureboost", "hetero_lr", "predict", "horizontal"]
+    kind: Literal["psi", "secureboost", "hetero_lr", "predict", "horizontal", "mpc", "query"]
     parties: dict[str, DataRef]
     psi: PsiSpec | None = None
     vertical: VerticalSpec | None = None
@@ -222,6 +262,8 @@ class JobSpec(_Strict):
     hetero_lr: dict[str, Any] | None = None
     predict: PredictSpec | None = None
     horizontal: HorizontalSpec | None = None
+    mpc: MpcSpec | None = None
+    query: QuerySpec | None = None
     timeout_s: float = Field(default=6 * 3600.0, gt=0)
     approval_timeout_s: float = Field(default=24 * 3600.0, gt=0, le=30 * 24 * 3600.0)
 
@@ -240,6 +282,8 @@ class JobSpec(_Strict):
         sections: dict[str, object] = {"psi": self.psi, "secureboost": self.secureboost, "hetero_lr": self.hetero_lr}
         sections["predict"] = self.predict
         sections["horizontal"] = self.horizontal
+        sections["mpc"] = self.mpc
+        sections["query"] = self.query
         stray = [k for k, v in sections.items() if v is not None and k != self.kind]
         if stray:
             raise ValueError(f"a {self.kind} job cannot have section(s) {stray}")
@@ -250,6 +294,12 @@ class JobSpec(_Strict):
             return self
         if self.kind == "horizontal":
             self._check_horizontal()
+            return self
+        if self.kind == "mpc":
+            self._check_mpc()
+            return self
+        if self.kind == "query":
+            self._check_query()
             return self
         dataless = [p for p, ref in self.parties.items() if not ref.has_data]
         if dataless and self.kind != "predict":  # a model's arbiter takes part in prediction without data
@@ -323,6 +373,52 @@ class JobSpec(_Strict):
                 )
         if h.dp is not None and h.dp.adaptive and h.dp.mode != "central":
             raise ValueError("adaptive clipping is a central-DP option (dp.mode 'central')")
+
+    def _check_mpc(self) -> None:
+        m = self.mpc
+        if m is None:
+            raise ValueError("an mpc job needs an 'mpc' section (compute, results, statistic, columns)")
+        named = [*m.compute, *m.results, *([m.dealer] if m.dealer else []), *m.columns]
+        unknown = sorted({p for p in named if p not in self.parties})
+        if unknown:
+            raise ValueError(f"mpc names {unknown}, which are not parties of the job")
+        if len(set(m.compute)) != 2:
+            raise ValueError("mpc.compute must name two different parties")
+        if m.dealer is not None and m.dealer in m.compute:
+            raise ValueError("the dealer must not be a compute party")
+        data = [p for p, ref in self.parties.items() if ref.has_data]
+        if not data:
+            raise ValueError("an mpc job needs at least one data party")
+        missing = [p for p in data if not m.columns.get(p)]
+        if missing:
+            raise ValueError(f"mpc.columns must name the columns of every data party (missing: {missing})")
+        stray = [p for p in m.columns if p not in data]
+        if stray:
+            raise ValueError(f"mpc.columns names parties without data: {stray}")
+        if m.statistic == "pearson" and sum(len(c) for c in m.columns.values()) != 2 and m.layout == "vertical":
+            raise ValueError("a vertical pearson needs exactly two columns in all")
+        if m.statistic == "histogram" and (len(m.bins) < 2 or list(m.bins) != sorted(set(m.bins))):
+            raise ValueError("a histogram needs at least two increasing bin edges in mpc.bins")
+        if m.statistic == "sslr":
+            if m.layout != "vertical":
+                raise ValueError("sslr trains on vertically partitioned features: layout must be 'vertical'")
+            labelled = [p for p, ref in self.parties.items() if ref.label is not None]
+            if len(labelled) != 1:
+                raise ValueError(f"sslr needs exactly one party naming a 'label' column (found {labelled or 'none'})")
+
+    def _check_query(self) -> None:
+        q = self.query
+        if q is None:
+            raise ValueError("a query job needs a 'query' section (client, server)")
+        for role, name in (("client", q.client), ("server", q.server)):
+            if name not in self.parties:
+                raise ValueError(f"query.{role} {name!r} is not a party of the job")
+            if not self.parties[name].has_data:
+                raise ValueError(f"the query {role} {name!r} needs 'data'")
+        if q.client == q.server or len(self.parties) != 2:
+            raise ValueError("a query job has exactly two parties: a client and a server")
+        if self.parties[q.server].label is None:
+            raise ValueError(f"the server {q.server!r} must name the 'label' column whose values it answers with")
 
     @property
     def clients(self) -> tuple[str, ...]:

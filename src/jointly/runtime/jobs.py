@@ -94,12 +94,26 @@ def _run_horizontal(ctx: PartyContext, channel: Channel, out: Path) -> dict[str,
     return run_horizontal(ctx, channel, out)
 
 
+def _run_mpc(ctx: PartyContext, channel: Channel, out: Path) -> dict[str, Any]:
+    from jointly.runtime.mpc import run_mpc
+
+    return run_mpc(ctx, channel, out)
+
+
+def _run_query(ctx: PartyContext, channel: Channel, out: Path) -> dict[str, Any]:
+    from jointly.runtime.query import run_query
+
+    return run_query(ctx, channel, out)
+
+
 RUNNERS: dict[str, KindRunner] = {
     "psi": _run_psi,
     "secureboost": run_training,
     "hetero_lr": run_training,
     "predict": run_prediction,
     "horizontal": _run_horizontal,
+    "mpc": _run_mpc,
+    "query": _run_query,
 }
 
 

@@ -55,6 +55,13 @@ def job_usage(
 
 
 def _role(spec: JobSpec, party: str) -> str:
+    if spec.kind == "query" and spec.query is not None:
+        return "client" if party == spec.query.client else "server"
+    if spec.kind == "mpc" and spec.mpc is not None:
+        m = spec.mpc
+        names = [("data", spec.data_parties), ("compute", m.compute), ("result", m.results)]
+        names.append(("dealer", (m.dealer,) if m.dealer else ()))
+        return " + ".join(r for r, members in names if party in members) or "observer"
     if spec.kind == "horizontal":
         return "aggregator" if party not in spec.clients else "client"
     if spec.kind == "psi":
@@ -72,6 +79,11 @@ def _columns_read(spec: JobSpec, party: str, columns: Sequence[str] | None) -> l
         return [ref.id_column]
     if spec.kind == "predict":
         return [ref.id_column, "the features the model was trained on"]
+    if spec.kind == "query":
+        return [ref.id_column, *([ref.label] if ref.label else [])]
+    if spec.kind == "mpc" and spec.mpc is not None:
+        label = [ref.label] if ref.label and spec.mpc.statistic == "sslr" else []
+        return [ref.id_column, *spec.mpc.columns.get(party, ()), *label]
     if spec.kind == "horizontal" and (ref.data or "").lower().endswith(".npz"):
         return ["train_images", "train_labels", "test_images", "test_labels"]
     if ref.features is not None:
@@ -94,6 +106,10 @@ def _outputs(spec: JobSpec, party: str) -> list[str]:
         return [what]
     if spec.kind == "predict":
         return ["scores of the aligned rows (predictions.csv), only on the party holding the model's guest part"]
+    if spec.kind == "query":
+        return ["results.csv: each asked id, found or not, its label"] if role == "client" else ["counts only"]
+    if spec.kind == "mpc" and spec.mpc is not None:
+        return [f"the {spec.mpc.statistic} result"] if party in spec.mpc.results else ["counts only"]
     if spec.kind == "horizontal":
         outs = ["the final global model (every party keeps it)", "round checkpoints (aggregator)"]
         return outs + (["per-round history and metrics (metrics.json)"] if role == "aggregator" else [])
@@ -113,6 +129,16 @@ def _partners_learn(spec: JobSpec, party: str) -> list[str]:
         return ["the size of this party's id set", "which ids are shared, only for the receivers"]
     if spec.kind == "horizontal":
         return _horizontal_learn(spec, role)
+    if spec.kind == "query" and spec.query is not None:
+        if role == "client":
+            return ["to the server: how many ids are asked (labeled PSI) or nothing (PIR)"]
+        return ["to the client: which of its ids are in this party's set, and their labels; the set's size"]
+    if spec.kind == "mpc" and spec.mpc is not None:
+        learn = [f"to {', '.join(spec.mpc.results)}: the declared {spec.mpc.statistic} result only"]
+        learn.append("to the compute parties: uniformly random shares, nothing about the values")
+        if spec.mpc.layout == "vertical" and spec.mpc.align:
+            learn.append("to the other data parties: which ids they share with this party (PSI alignment)")
+        return learn
     learn = ["the number of rows this party shares with the others (after alignment)"]
     if (spec.kind == "secureboost" and role == "host") or spec.kind == "predict":
         learn.append("to the guest: which side of each of a host's splits each shared row falls")
@@ -138,6 +164,17 @@ def _horizontal_learn(spec: JobSpec, role: str) -> list[str]:
 
 def _privacy(spec: JobSpec) -> dict[str, Any]:
     privacy: dict[str, Any] = {"dp_budget": None}
+    if spec.kind == "query" and spec.query is not None:
+        privacy["protocol"] = {
+            "labeled_psi": "labeled PSI: OPRF over Curve25519 (RFC 9380 hash-to-curve), AES-GCM labels",
+            "pir": "keyword PIR over LWE (SimplePIR-style)",
+        }[spec.query.method]
+        privacy["max_ids"] = spec.query.max_ids
+        return privacy
+    if spec.kind == "mpc" and spec.mpc is not None:
+        triples = f"dealer {spec.mpc.dealer}" if spec.mpc.dealer else "Paillier (no dealer)"
+        privacy["protocol"] = f"additive secret sharing over Z_2^64, Beaver triples from {triples}, semi-honest"
+        return privacy
     if spec.kind == "horizontal" and spec.horizontal is not None:
         h = spec.horizontal
         privacy["protocol"] = "federated averaging over mutual-TLS gRPC" + (

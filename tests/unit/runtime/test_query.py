@@ -1,0 +1,81 @@
+"""Query jobs through the runtime: a client looks its ids up in a server's labelled set."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+
+from jointly.channel.memory import MemoryHub
+from jointly.config.job import JobSpec
+from jointly.errors import ConfigError, DataError
+from jointly.progress import NullProgress
+from jointly.runtime.jobs import PartyContext, run_party
+
+
+def write_sets(tmp_path: Path) -> None:
+    blacklist = pd.DataFrame({"id": [f"C{i:05d}" for i in range(0, 3000, 3)], "reason": ["fraud", "aml"] * 500})
+    blacklist.to_csv(tmp_path / "blacklist.csv", index=False)
+    pd.DataFrame({"id": ["C00000", "C00001", "C00003", "C02997", "X"]}).to_csv(tmp_path / "ask.csv", index=False)
+
+
+def spec(method: str, **query: Any) -> JobSpec:
+    return JobSpec.from_dict(
+        {
+            "name": "check",
+            "kind": "query",
+            "parties": {"bank": {"data": "ask.csv"}, "bureau": {"data": "blacklist.csv", "label": "reason"}},
+            "query": {"client": "bank", "server": "bureau", "method": method, **query},
+        }
+    )
+
+
+def run(tmp_path: Path, job: JobSpec, job_id: str = "q1") -> dict[str, dict[str, Any]]:
+    hub = MemoryHub(job.party_names)
+
+    def side(party: str) -> Any:
+        def fn(ch: Any) -> dict[str, Any]:
+            ctx = PartyContext(
+                spec=job,
+                party=party,
+                job_id=job_id,
+                data_dir=tmp_path,
+                progress=NullProgress(),
+                jobs_dir=tmp_path / party / "jobs",
+                workers=1,
+            )
+            return run_party(ctx, ch, tmp_path / party / "jobs" / job_id / "output")
+
+        return fn
+
+    return hub.run({p: side(p) for p in job.party_names}, timeout=300)
+
+
+@pytest.mark.parametrize("method", ["pir"])
+def test_the_client_learns_membership_and_labels_the_server_only_counts(tmp_path: Path, method: str) -> None:
+    write_sets(tmp_path)
+    results = run(tmp_path, spec(method))
+    assert results["bank"]["found"] == 3 and results["bank"]["ids_asked"] == 5
+    table = pd.read_csv(tmp_path / "bank" / "jobs" / "q1" / "output" / "results.csv", keep_default_na=False)
+    got = dict(zip(table["id"], table["label"].where(table["found"], None), strict=True))
+    assert got == {"C00000": "fraud", "C00001": None, "C00003": "aml", "C02997": "aml", "X": None}
+    server = results["bureau"]
+    assert server["role"] == "server" and server["set_size"] == 1000
+    assert "found" not in server and not (tmp_path / "bureau" / "jobs" / "q1" / "output" / "results.csv").exists()
+
+
+def test_too_many_ids_and_a_server_without_labels_are_refused(tmp_path: Path) -> None:
+    write_sets(tmp_path)
+    with pytest.raises(DataError, match="at most 2"):
+        run(tmp_path, spec("pir", max_ids=2))
+    with pytest.raises(ConfigError, match="label"):
+        JobSpec.from_dict(
+            {
+                "name": "x",
+                "kind": "query",
+                "parties": {"bank": {"data": "ask.csv"}, "bureau": {"data": "blacklist.csv"}},
+                "query": {"client": "bank", "server": "bureau"},
+            }
+        )
