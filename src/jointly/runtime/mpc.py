@@ -88,7 +88,11 @@ def run_mpc(ctx: PartyContext, channel: Channel, out: Path) -> dict[str, Any]:
     ctx.progress.update(m.statistic, 0, 1)
     if m.statistic == "sslr":
         features = None if inputs is None else np.column_stack([inputs[c] for c in m.columns[ctx.party]])
-        config = SslrConfig(**(m.sslr or {}))
+        label_party = next(p for p, r in spec.parties.items() if r.label is not None)
+        try:
+            config = SslrConfig(label_party=label_party, **(m.sslr or {}))
+        except TypeError as exc:
+            raise ConfigError(f"mpc.sslr: {exc}") from None
         fitted = train_sslr(ch, roles, features=features, labels=labels, config=config)
         result = None if fitted is None else _sslr_result(fitted)
     else:
@@ -105,17 +109,10 @@ def run_mpc(ctx: PartyContext, channel: Channel, out: Path) -> dict[str, Any]:
 
 
 def _sslr_result(fitted: Any) -> dict[str, Any]:
-    weights = getattr(fitted, "weights", None)
-    bias = getattr(fitted, "bias", None)
-    out: dict[str, Any] = {}
-    if weights is not None:
-        out["weights"] = np.asarray(weights).tolist()
-    if bias is not None:
-        out["bias"] = float(bias)
-    for key in ("loss", "iterations", "train_loss"):
-        if hasattr(fitted, key):
-            out[key] = _jsonable(getattr(fitted, key))
-    return out
+    """The model the result parties receive: weights per data party's block of columns, and the intercept."""
+    weights = np.asarray(fitted.weights, dtype=np.float64)
+    blocks = {p: weights[lo:hi].tolist() for p, (lo, hi) in fitted.blocks.items()}
+    return {"weights": weights.tolist(), "intercept": float(fitted.intercept), "blocks": blocks}
 
 
 def _role_names(spec: JobSpec) -> dict[str, tuple[str, ...]]:

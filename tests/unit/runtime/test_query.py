@@ -79,3 +79,36 @@ def test_too_many_ids_and_a_server_without_labels_are_refused(tmp_path: Path) ->
                 "query": {"client": "bank", "server": "bureau"},
             }
         )
+
+
+def test_an_mpc_job_reveals_the_statistic_to_the_result_party_only(tmp_path: Path) -> None:
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    ids = [f"P{i}" for i in range(300)]
+    x = rng.normal(50, 10, 300)
+    y = 0.8 * x + rng.normal(0, 5, 300)
+    pd.DataFrame({"id": ids, "income": x}).to_csv(tmp_path / "bank.csv", index=False)
+    order = rng.permutation(300)[:250]  # the telco knows 250 of the 300 customers, in its own order
+    pd.DataFrame({"id": [ids[i] for i in order], "spend": y[order]}).to_csv(tmp_path / "telco.csv", index=False)
+    job = JobSpec.from_dict(
+        {
+            "name": "corr",
+            "kind": "mpc",
+            "parties": {"bank": {"data": "bank.csv"}, "telco": {"data": "telco.csv"}, "regulator": {}},
+            "mpc": {
+                "compute": ["bank", "telco"],
+                "results": ["regulator"],
+                "dealer": "regulator",
+                "statistic": "pearson",
+                "layout": "vertical",
+                "columns": {"bank": ["income"], "telco": ["spend"]},
+            },
+        }
+    )
+    results = run(tmp_path, job)
+    expected = float(np.corrcoef(x[order], y[order])[0, 1])
+    assert results["regulator"]["result"]["value"] == pytest.approx(expected, abs=1e-3)
+    assert "result" not in results["bank"] and "result" not in results["telco"]
+    assert results["bank"]["aligned_rows"] == 250
+    assert sorted(results["regulator"]["roles"]) == ["dealer", "result"]
