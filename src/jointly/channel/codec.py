@@ -33,6 +33,7 @@ _EXT_MESSAGE = 4
 
 _ALLOWED_KINDS = frozenset("biufcS")  # bool, int, uint, float, complex, fixed bytes
 _MAX_NDIM = 32
+_MAX_ARRAY_HEADER = 64 + _MAX_NDIM * 9  # msgpack of [dtype string, up to 32 dimensions of uint64]
 _INT64_MIN, _UINT64_MAX = -(1 << 63), (1 << 64) - 1
 
 _T = TypeVar("_T")
@@ -93,7 +94,8 @@ def _default(obj: Any) -> Any:
             raise CodecError(f"numpy dtype {obj.dtype} cannot cross the wire")
         arr = obj if obj.flags.c_contiguous else obj.copy(order="C")  # ascontiguousarray would make 0-d 1-d
         header = [arr.dtype.str, list(arr.shape)]
-        return msgpack.ExtType(_EXT_NDARRAY, msgpack.packb(header) + arr.tobytes())
+        body = memoryview(arr).cast("B") if arr.size else b""  # no tobytes() copy: join copies once
+        return msgpack.ExtType(_EXT_NDARRAY, b"".join((msgpack.packb(header), body)))
     if isinstance(obj, np.generic):
         return obj.item()
     if isinstance(obj, tuple):
@@ -147,7 +149,7 @@ class _Decoder:
 
     def _ndarray(self, data: bytes) -> np.ndarray:
         unpacker = msgpack.Unpacker(raw=False, max_buffer_size=max(self.max_bytes, 1))
-        unpacker.feed(data)
+        unpacker.feed(data[:_MAX_ARRAY_HEADER])  # the header only: feeding the body would copy it
         try:
             dtype_str, shape = next(unpacker)
         except (StopIteration, ValueError, TypeError) as exc:
