@@ -311,13 +311,14 @@ def status(job_id: str, federation_path: Path, as_party: str) -> None:
 @click.option("--workers", type=int, default=None, help="Worker processes per party for crypto.")
 @click.option(
     "--only",
-    type=click.Choice(["psi", "vertical", "horizontal"]),
+    type=click.Choice(["psi", "vertical", "horizontal", "statistics", "query"]),
     multiple=True,
     help="Run only this demo (repeatable); by default all of them.",
 )
 def demo(root: Path, workers: int | None, only: tuple[str, ...]) -> None:
     """Run the demos in local federations: PSI (bank + telco), vertical SecureBoost (hospital + lab),
-    horizontal federated learning with secure aggregation (three clinics + an aggregator)."""
+    horizontal federated learning with secure aggregation (three clinics + an aggregator), joint statistics
+    on secret shares (hospital + lab + registry) and a blacklist query by labeled PSI (bank + bureau)."""
     from jointly.cli.demo import DEMOS, run_demo
 
     run_demo(root, console, workers=workers, only=only or DEMOS)

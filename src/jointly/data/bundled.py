@@ -25,6 +25,7 @@ __all__ = [
     "EXPECTED_OVERLAP",
     "HORIZONTAL_CLIENTS",
     "ID_COLUMN",
+    "QUERY_HITS",
     "TELCO_COLUMNS",
     "TELCO_ROWS",
     "VERTICAL_ID_COLUMN",
@@ -32,6 +33,7 @@ __all__ = [
     "bundled_bytes",
     "demo_horizontal_images",
     "demo_psi_tables",
+    "demo_query_tables",
     "demo_vertical_tables",
     "generate_demo_tables",
 ]
@@ -165,4 +167,26 @@ def demo_horizontal_images(
                 test_labels=labels[te],
             )
         paths[name] = path
+    return paths
+
+
+BLACKLIST_ROWS = 100_000
+QUERY_ROWS = 1_000
+QUERY_HITS = 37
+REASONS = ("fraud", "aml-watch", "sanctions", "chargeback", "identity-theft")
+
+
+def demo_query_tables(directory: Path, *, seed: int = DEMO_SEED) -> dict[str, Path]:
+    """A credit bureau's blacklist (100,000 ids, each with a reason code) and a bank's 1,000 applicants,
+    :data:`QUERY_HITS` of whom are on the list: the data of the blacklist-query demo (generated, not shipped)."""
+    listed, asked = overlapping_ids(BLACKLIST_ROWS, QUERY_ROWS, QUERY_HITS, seed=seed + 7)
+    rng = np.random.default_rng(seed + 8)
+    bureau = pd.DataFrame(
+        {ID_COLUMN: listed, "reason": np.asarray(REASONS)[rng.integers(0, len(REASONS), len(listed))]}
+    )
+    bank = pd.DataFrame({ID_COLUMN: asked})
+    directory.mkdir(parents=True, exist_ok=True)
+    paths = {"bureau": directory / "blacklist.csv", "bank": directory / "applicants.csv"}
+    write_table(bureau, paths["bureau"])
+    write_table(bank, paths["bank"])
     return paths
