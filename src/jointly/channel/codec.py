@@ -94,7 +94,7 @@ def _default(obj: Any) -> Any:
             raise CodecError(f"numpy dtype {obj.dtype} cannot cross the wire")
         arr = obj if obj.flags.c_contiguous else obj.copy(order="C")  # ascontiguousarray would make 0-d 1-d
         header = [arr.dtype.str, list(arr.shape)]
-        body = memoryview(arr).cast("B") if arr.size else b""  # no tobytes() copy: join copies once
+        body = arr.reshape(-1).view(np.uint8).data if arr.size else b""  # no tobytes() copy: join copies once
         return msgpack.ExtType(_EXT_NDARRAY, b"".join((msgpack.packb(header), body)))
     if isinstance(obj, np.generic):
         return obj.item()

@@ -86,10 +86,8 @@ def run_query(ctx: PartyContext, channel: Channel, out: Path) -> dict[str, Any]:
 
 # -- labeled PSI ------------------------------------------------------------------------------
 def _labeled_psi(ctx: PartyContext, channel: Channel, out: Path, q: QuerySpec) -> dict[str, Any]:
-    from jointly.crypto.ecc import EcdhKey
     from jointly.protocols.psi.labeled import (
         LabeledPsiConfig,
-        LabeledPsiServer,
         LabeledTable,
         run_labeled_psi_client,
         run_labeled_psi_server,
@@ -102,63 +100,66 @@ def _labeled_psi(ctx: PartyContext, channel: Channel, out: Path, q: QuerySpec) -
     if ctx.party == q.server:
         items, digest = _server_items(ctx)
         ctx.progress.update("load data", 1, 1)
-        key = _server_key(cache, digest, EcdhKey)
         ctx.progress.update("preprocess the set", 0, 1)
-        server = LabeledPsiServer(items, config=config, key=key)
-        ch = channel.sub("query")
-        ch.send(q.client, "version", digest)
-        have = ch.recv(q.client, "cached")
-        asked = run_labeled_psi_server(ch, q.client, server, send_table=have is not True)
+        server, reused = _labeled_server(cache, digest, items, config)
         ctx.progress.update("preprocess the set", 1, 1)
-        return {"kind": "query", "method": "labeled_psi", "role": "server", "set_size": len(items), "ids_asked": asked}
+        asked = run_labeled_psi_server(channel.sub("query"), q.client, server)
+        summary = {"kind": "query", "method": "labeled_psi", "role": "server", "set_size": len(items)}
+        return summary | {"ids_asked": asked, "preprocessed_earlier": reused}
     ids = _client_ids(ctx, q.max_ids)
     ctx.progress.update("load data", 1, 1)
-    ch = channel.sub("query")
-    version = ch.recv(q.server, "version")
-    if not isinstance(version, str) or len(version) != 64:
-        raise DataError("query", f"{q.server!r} sent a malformed set version")
-    cached = _cached_table(cache, q.server, version, LabeledTable)
-    ch.send(q.server, "cached", cached is not None)
-    found, table = run_labeled_psi_client(ch, q.server, ids, table=cached, config=config)
-    if cached is None and cache is not None:
-        _store_table(cache, q.server, version, table)
-    return _publish_results(out, ids, found, method="labeled_psi", extra={"set_version": version[:16]})
+    path = None if cache is None else cache / "client" / f"{q.server}.table"
+    cached = _read_cached(path, LabeledTable)
+    found, table = run_labeled_psi_client(channel.sub("query"), q.server, ids, table=cached, config=config)
+    downloaded = cached is None or cached.table_id != table.table_id
+    if downloaded and path is not None:
+        from jointly.channel.codec import encode
+
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_bytes(path, encode(table))
+    return _publish_results(out, ids, found, method="labeled_psi", extra={"table_downloaded": downloaded})
 
 
-def _server_key(cache: Path | None, digest: str, key_type: Any) -> Any:
-    """The server's OPRF key for this version of its set, kept on its node in an owner-only file."""
-    if cache is None:
-        return key_type.generate()
-    path = cache / "server" / digest / "oprf.key"
-    if path.is_file():
-        return key_type(path.read_bytes())
-    secret = secrets.token_bytes(32)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(path, secret)
-    os.chmod(path, 0o600)
-    return key_type(secret)
+def _labeled_server(cache: Path | None, digest: str, items: dict[str, bytes], config: Any) -> tuple[Any, bool]:
+    """The server for this version of the set: restored from the node's cache, or preprocessed and cached.
 
-
-def _cached_table(cache: Path | None, server: str, version: str, table_type: Any) -> Any:
-    if cache is None:
-        return None
-    path = cache / "client" / server / f"{version}.bin"
-    if not path.is_file():
-        return None
-    from jointly.channel.codec import decode
-
-    value = decode(path.read_bytes())
-    return value if isinstance(value, table_type) else None
-
-
-def _store_table(cache: Path, server: str, version: str, table: object) -> None:
+    The cache holds the OPRF key (owner-only file) and the table; a changed set is a new version.
+    """
     from jointly.channel.codec import encode
+    from jointly.crypto.ecc import EcdhKey
+    from jointly.protocols.psi.labeled import LabeledPsiServer, LabeledTable
 
-    path = cache / "client" / server / f"{version}.bin"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    for old in path.parent.glob("*.bin"):
-        old.unlink()
-    atomic_write_bytes(path, encode(table))
+    if cache is None:
+        return LabeledPsiServer(items, config=config), False
+    directory = cache / "server" / digest
+    key_file, table_file = directory / "oprf.key", directory / "table.bin"
+    table = _read_cached(table_file, LabeledTable)
+    if table is not None and key_file.is_file():
+        try:
+            return LabeledPsiServer.restore(table, config=config, key=EcdhKey(key_file.read_bytes())), True
+        except (ConfigError, ValueError):
+            pass  # a damaged cache is rebuilt below
+    secret = secrets.token_bytes(32)
+    server = LabeledPsiServer(items, config=config, key=EcdhKey(secret))
+    directory.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(key_file, secret)
+    os.chmod(key_file, 0o600)
+    atomic_write_bytes(table_file, encode(server.table()))
+    return server, False
+
+
+def _read_cached(path: Path | None, kind: type) -> Any:
+    """A cached wire message of type ``kind``, or None (missing or unreadable: it is simply rebuilt)."""
+    from jointly.channel.codec import decode
+    from jointly.errors import CodecError
+
+    if path is None or not path.is_file():
+        return None
+    try:
+        value = decode(path.read_bytes())
+    except (CodecError, OSError):
+        return None
+    return value if isinstance(value, kind) else None
 
 
 # -- PIR ---------------------------------------------------------------------------------------

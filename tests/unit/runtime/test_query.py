@@ -53,7 +53,7 @@ def run(tmp_path: Path, job: JobSpec, job_id: str = "q1") -> dict[str, dict[str,
     return hub.run({p: side(p) for p in job.party_names}, timeout=300)
 
 
-@pytest.mark.parametrize("method", ["pir"])
+@pytest.mark.parametrize("method", ["labeled_psi", "pir"])
 def test_the_client_learns_membership_and_labels_the_server_only_counts(tmp_path: Path, method: str) -> None:
     write_sets(tmp_path)
     results = run(tmp_path, spec(method))
@@ -64,6 +64,26 @@ def test_the_client_learns_membership_and_labels_the_server_only_counts(tmp_path
     server = results["bureau"]
     assert server["role"] == "server" and server["set_size"] == 1000
     assert "found" not in server and not (tmp_path / "bureau" / "jobs" / "q1" / "output" / "results.csv").exists()
+
+
+def test_labeled_psi_preprocesses_once_per_set_version_and_the_client_downloads_the_table_once(
+    tmp_path: Path,
+) -> None:
+    write_sets(tmp_path)
+    first = run(tmp_path, spec("labeled_psi"), "q1")
+    again = run(tmp_path, spec("labeled_psi"), "q2")
+    assert first["bureau"]["preprocessed_earlier"] is False and again["bureau"]["preprocessed_earlier"] is True
+    assert first["bank"]["table_downloaded"] is True and again["bank"]["table_downloaded"] is False
+    assert again["bank"]["found"] == 3
+    key = next((tmp_path / "bureau" / "cache" / "labeled_psi" / "server").glob("*/oprf.key"))
+    assert key.stat().st_mode & 0o077 == 0  # the OPRF key is readable by the node's user only
+    blacklist = pd.read_csv(tmp_path / "blacklist.csv")
+    blacklist.loc[0, "reason"] = "cleared"  # a new version of the set: preprocessed again, downloaded again
+    blacklist.to_csv(tmp_path / "blacklist.csv", index=False)
+    third = run(tmp_path, spec("labeled_psi"), "q3")
+    assert third["bureau"]["preprocessed_earlier"] is False and third["bank"]["table_downloaded"] is True
+    table = pd.read_csv(tmp_path / "bank" / "jobs" / "q3" / "output" / "results.csv", keep_default_na=False)
+    assert table.set_index("id").loc["C00000", "label"] == "cleared"
 
 
 def test_too_many_ids_and_a_server_without_labels_are_refused(tmp_path: Path) -> None:
