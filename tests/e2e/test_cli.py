@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from jointly.config.federation import Federation
-from jointly.data.bundled import EXPECTED_OVERLAP
+from jointly.data.bundled import EXPECTED_OVERLAP, QUERY_HITS
 
 pytestmark = pytest.mark.integration
 
@@ -42,6 +42,7 @@ def test_init_refuses_bad_party_names(tmp_path: Path) -> None:
     assert not (tmp_path / "fed" / "federation.yaml").exists()
 
 
+@pytest.mark.timeout(900)  # five jobs among 2 to 4 node processes each
 def test_demo_runs_end_to_end(tmp_path: Path) -> None:
     proc = jointly("demo", "--dir", "runs", "--workers", "1", cwd=tmp_path, timeout=600)
     assert proc.returncode == 0, proc.stdout + proc.stderr
@@ -59,7 +60,14 @@ def test_demo_runs_end_to_end(tmp_path: Path) -> None:
     horizontal = summary["horizontal"]["results"]
     assert horizontal["hub"]["metrics"]["accuracy"] > 0.9 and horizontal["hub"]["rounds_run"] == 10
     assert all(horizontal[c]["role"] == "client" and "rounds" not in horizontal[c] for c in ("clinic-a", "clinic-b"))
-    assert "joint" in proc.stdout and "federated model" in proc.stdout
+    statistics = summary["statistics"]
+    value = statistics["results"]["registry"]["result"]["value"]
+    assert abs(value - statistics["plaintext"]) < 1e-3  # the registry's r equals the one in the clear
+    assert "result" not in statistics["results"]["hospital"] and "result" not in statistics["results"]["lab"]
+    query = summary["query"]
+    assert query["results"]["bank"]["found"] == QUERY_HITS and query["results"]["bureau"]["ids_asked"] == 1000
+    assert query["again"]["bank"]["table_downloaded"] is False
+    assert "joint" in proc.stdout and "federated model" in proc.stdout and "blacklisted" in proc.stdout
     assert "succeeded" in proc.stdout or "done" in proc.stdout
 
 

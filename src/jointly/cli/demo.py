@@ -11,7 +11,7 @@
   model is compared with the model it could train on its own images alone.
 * ``statistics``: the hospital and the lab of the vertical demo compute the Pearson correlation
   of one of each other's columns on secret shares; only a research registry learns it.
-* ``query``: a bank checks 1,000 applicants against a credit bureau's 100,000-entry blacklist
+* ``query``: a bank checks 1,000 applicants against a credit bureau's 20,000-entry blacklist
   with labeled PSI: the bank learns who is listed and why, the bureau only how many were asked.
 """
 
@@ -324,7 +324,7 @@ def _plain_pearson(tables: dict[str, Path]) -> float:
 def _query_demo(run_dir: Path, console: Console, workers: int | None) -> dict[str, Any]:
     console.print(
         Panel.fit(
-            "blacklist check with labeled PSI: a bank looks 1,000 applicants up in a bureau's 100,000-entry\n"
+            "blacklist check with labeled PSI: a bank looks 1,000 applicants up in a bureau's 20,000-entry\n"
             "blacklist; it learns who is listed and why, the bureau learns only that 1,000 ids were asked\n"
             f"run directory: {run_dir}"
         )

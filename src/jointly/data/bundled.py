@@ -170,14 +170,14 @@ def demo_horizontal_images(
     return paths
 
 
-BLACKLIST_ROWS = 100_000
+BLACKLIST_ROWS = 20_000
 QUERY_ROWS = 1_000
 QUERY_HITS = 37
 REASONS = ("fraud", "aml-watch", "sanctions", "chargeback", "identity-theft")
 
 
 def demo_query_tables(directory: Path, *, seed: int = DEMO_SEED) -> dict[str, Path]:
-    """A credit bureau's blacklist (100,000 ids, each with a reason code) and a bank's 1,000 applicants,
+    """A credit bureau's blacklist (20,000 ids, each with a reason code) and a bank's 1,000 applicants,
     :data:`QUERY_HITS` of whom are on the list: the data of the blacklist-query demo (generated, not shipped)."""
     listed, asked = overlapping_ids(BLACKLIST_ROWS, QUERY_ROWS, QUERY_HITS, seed=seed + 7)
     rng = np.random.default_rng(seed + 8)
