@@ -132,3 +132,38 @@ def test_an_mpc_job_reveals_the_statistic_to_the_result_party_only(tmp_path: Pat
     assert "result" not in results["bank"] and "result" not in results["telco"]
     assert results["bank"]["aligned_rows"] == 250
     assert sorted(results["regulator"]["roles"]) == ["dealer", "result"]
+
+
+def test_an_sslr_job_gives_the_result_party_a_model_of_both_parties_features(tmp_path: Path) -> None:
+    import numpy as np
+
+    rng = np.random.default_rng(1)
+    n = 400
+    ids = [f"P{i}" for i in range(n)]
+    x = rng.normal(0, 1, (n, 3))
+    y = (x @ np.array([1.5, -2.0, 1.0]) + rng.normal(0, 0.3, n) > 0).astype(int)
+    pd.DataFrame({"id": ids, "a": x[:, 0], "y": y}).to_csv(tmp_path / "bank.csv", index=False)
+    pd.DataFrame({"id": ids, "b": x[:, 1], "c": x[:, 2]}).to_csv(tmp_path / "telco.csv", index=False)
+    job = JobSpec.from_dict(
+        {
+            "name": "sslr",
+            "kind": "mpc",
+            "parties": {"bank": {"data": "bank.csv", "label": "y"}, "telco": {"data": "telco.csv"}, "auditor": {}},
+            "mpc": {
+                "compute": ["bank", "telco"],
+                "results": ["bank"],
+                "dealer": "auditor",
+                "statistic": "sslr",
+                "layout": "vertical",
+                "columns": {"bank": ["a"], "telco": ["b", "c"]},
+                "sslr": {"iterations": 30, "learning_rate": 1.0},
+            },
+        }
+    )
+    results = run(tmp_path, job)
+    model = results["bank"]["result"]
+    w = np.asarray(model["weights"])
+    assert len(w) == 3 and [len(model["blocks"][p]) for p in ("bank", "telco")] == [1, 2]
+    accuracy = float((((x @ w) + model["intercept"] > 0).astype(int) == y).mean())
+    assert accuracy > 0.9
+    assert "result" not in results["telco"] and "result" not in results["auditor"]
