@@ -111,3 +111,32 @@ def test_train_with_run_then_score_with_predict(tmp_path: Path) -> None:
         assert missing.returncode != 0 and "no model 'nosuch'" in missing.stdout + missing.stderr
         bad = jointly("predict", "--model", "diagnosis", "--data", "hospital", *args, cwd=tmp_path)
         assert bad.returncode != 0 and "PARTY=PATH" in bad.stdout + bad.stderr
+
+
+def test_query_a_partners_blacklist_from_the_command_line(tmp_path: Path) -> None:
+    """`jointly query`: a registered blacklist on the bureau's node, ids from a file on the bank's."""
+    import pandas as pd
+
+    from jointly.config.federation import init_federation
+    from jointly.runtime.launcher import LocalFederation
+
+    fed_path = init_federation(["bank", "bureau"], tmp_path / "fed", name="e2e-query")
+    data = tmp_path / "data"
+    data.mkdir()
+    pd.DataFrame({"id": [f"C{i}" for i in range(0, 500, 5)], "reason": "fraud"}).to_csv(data / "bl.csv", index=False)
+    pd.DataFrame({"id": ["C0", "C1", "C495"]}).to_csv(data / "ask.csv", index=False)
+    with LocalFederation(fed_path, tmp_path, data_dir=data, workers=1) as local:
+        token = local.admin_token("bureau")
+        node = local.api_url("bureau")
+        api = ["--node", node, "--token", token]
+        added = jointly("dataset", "add", "blacklist", str(data / "bl.csv"), "--id-column", "id", *api, cwd=tmp_path)
+        assert added.returncode == 0, added.stdout + added.stderr
+        args = ["--server", "bureau", "--ids", "ask.csv", "--server-data", "dataset:blacklist", "--label", "reason"]
+        done = jointly("query", *args, "--federation", str(fed_path), "--as", "bank", cwd=tmp_path)
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert '"found": 2' in done.stdout
+        (job_dir,) = list((local.workdir("bank") / "jobs").iterdir())
+        results = pd.read_csv(job_dir / "output" / "results.csv")
+        assert results["found"].tolist() == [True, False, True]
+        over = jointly("query", *args, "--max-ids", "2", "--federation", str(fed_path), "--as", "bank", cwd=tmp_path)
+        assert over.returncode != 0 and "at most 2" in over.stdout + over.stderr
