@@ -31,6 +31,7 @@ lint: $(STAMP)
 
 bench: $(BENCH_STAMP)
 	-bash benchmarks/fate_setup.sh  # FATE, the vertical benchmark's peer, in its own venv (skipped if it fails)
+	-bash benchmarks/flower_setup.sh  # Flower, the horizontal benchmark's peer, in its own venv (skipped if it fails)
 	@for script in benchmarks/*.py; do \
 		case $$script in */_*) continue;; esac; \
 		echo "== $$script"; $(BIN)/python $$script || exit 1; \

@@ -1,0 +1,104 @@
+#!/usr/bin/env bash
+# Creates (or checks) the virtual environment of the Flower peer used by the horizontal-FL benchmark:
+#   benchmarks/.flwr-venv   with flwr==1.41.0 and the same CPU torch as jointly.
+# Flower lives apart from jointly's .venv because it pins its own grpcio/protobuf/cryptography ranges.
+#
+# Usage:  bash benchmarks/flower_setup.sh            # create or verify (idempotent)
+#         bash benchmarks/flower_setup.sh --force    # delete and recreate
+# Env:    FLWR_PYTHON=/path/to/python3.11          # interpreter to base the venv on (default: python3.11)
+#         FLWR_VENV=/path/to/venv                  # venv location (default: benchmarks/.flwr-venv)
+#
+# Then:   benchmarks/.flwr-venv/bin/python benchmarks/_flower_peer.py --help
+#
+# The pins (Python 3.11, CPU only):
+#   flwr==1.41.0     the peer under test (1.42.0 needs a certifi release newer than the index serves here).
+#                    No Ray (no `flwr[simulation]`): the benchmark runs Flower's SuperLink and SuperNodes
+#                    as separate processes on loopback (its local deployment).
+#   torch==2.13.0    the same torch as jointly, so both sides train the very same model code.  Where a local
+#                    CPU build is offered to pip (this machine's find-links) pip takes it; elsewhere PyPI's
+#                    2.13.0 comes with its CUDA dependencies (several GB, still runs on CPU).
+#   numpy==2.3.5     jointly's model helpers and the data split need numpy; pinned for reproducibility.
+#   psutil==7.2.2    used by _flower_peer.py to measure the memory of the processes it starts.
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+venv="${FLWR_VENV:-$here/.flwr-venv}"
+py="${FLWR_PYTHON:-python3.11}"
+pins=(
+  "flwr==1.41.0"
+  "torch==2.13.0"
+  "numpy==2.3.5"
+  "psutil==7.2.2"
+)
+stamp="$venv/.jointly-flwr-pins"
+want="$(printf '%s\n' "${pins[@]}")"
+
+say() { printf '[flower_setup] %s\n' "$*"; }
+die() { printf '[flower_setup] ERROR: %s\n' "$*" >&2; exit 1; }
+
+if [[ "${1:-}" == "--force" ]]; then
+  say "--force: removing $venv"
+  rm -rf "$venv"
+elif [[ $# -gt 0 ]]; then
+  die "unknown argument: $1 (only --force is accepted)"
+fi
+
+# What counts: the pinned versions import, and so do the Flower pieces the peer uses.
+verify() {
+  "$venv/bin/python" - <<'EOF'
+import importlib.metadata as md
+import numpy, psutil, torch
+import flwr
+# what benchmarks/_flower_peer.py uses: the workflow API (the one with SecAgg+)
+from flwr.client import ClientApp, NumPyClient  # noqa: F401
+from flwr.client.mod import secaggplus_mod  # noqa: F401
+from flwr.common.serde import recorddict_to_proto  # noqa: F401
+from flwr.server import LegacyContext, ServerApp, ServerConfig  # noqa: F401
+from flwr.server.strategy import FedAvg  # noqa: F401
+from flwr.server.workflow import DefaultWorkflow, SecAggPlusWorkflow  # noqa: F401
+print(f"flwr {md.version('flwr')} | numpy {numpy.__version__} | torch {torch.__version__} | psutil {psutil.__version__}")
+EOF
+  for exe in flower-superlink flower-supernode flwr; do
+    [[ -x "$venv/bin/$exe" ]] || { echo "missing $venv/bin/$exe"; return 1; }
+  done
+}
+
+if [[ -x "$venv/bin/python" && -f "$stamp" && "$(cat "$stamp")" == "$want" ]]; then
+  if versions="$(verify 2>&1)"; then
+    say "already set up, nothing to do: $venv"
+    say "$versions"
+    exit 0
+  fi
+  say "existing venv failed its check, reinstalling pins:"
+  printf '%s\n' "$versions" | tail -5 >&2
+fi
+
+if [[ ! -x "$venv/bin/python" ]]; then
+  command -v "$py" >/dev/null 2>&1 || die "no '$py' on PATH; set FLWR_PYTHON to a Python 3.11 interpreter"
+  pyver="$("$py" -c 'import sys; print("%d.%d" % sys.version_info[:2])')" || die "'$py' does not run"
+  [[ "$pyver" == "3.11" ]] || say "WARNING: $py is Python $pyver; this setup was verified with 3.11 only"
+  say "creating venv $venv with $("$py" -c 'import sys; print(sys.executable, sys.version.split()[0])')"
+  "$py" -m venv "$venv" || die "'$py -m venv $venv' failed (Debian: apt-get install python3.11-venv)"
+else
+  say "reusing venv $venv ($("$venv/bin/python" -c 'import sys; print(sys.version.split()[0])'))"
+fi
+
+say "installing: ${pins[*]}"
+say "(first time: ~1 GB with the local CPU torch, several GB without; a few minutes)"
+log="$venv/.jointly-flwr-pip.log"
+if ! "$venv/bin/python" -m pip install --no-input "${pins[@]}" >"$log" 2>&1; then
+  grep -v "^WARNING: Location 'file:" "$log" | tail -25 >&2
+  die "pip install failed (full log: $log)"
+fi
+"$venv/bin/python" -m pip check >>"$log" 2>&1 || say "WARNING: 'pip check' reports conflicts (see $log); continuing, the import check decides"
+
+if ! versions="$(verify 2>&1)"; then
+  printf '%s\n' "$versions" | tail -20 >&2
+  die "Flower does not import in $venv (see above)"
+fi
+printf '%s\n' "$want" >"$stamp"
+"$venv/bin/python" -m pip freeze >"$venv/.jointly-flwr-freeze.txt" 2>/dev/null || true
+say "done: $venv"
+say "$versions"
+say "full list of installed versions: $venv/.jointly-flwr-freeze.txt"
+say "run: $venv/bin/python $here/_flower_peer.py --help"
