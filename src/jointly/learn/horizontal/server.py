@@ -35,7 +35,8 @@ from __future__ import annotations
 import json
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -294,6 +295,15 @@ class _Server:
             self._drop(name, str(exc))
             return False
 
+    def _send_all(self, ch: Channel, tag: str, values: Mapping[str, object]) -> None:
+        """Send each client its value concurrently: one slow or large delivery does not hold up the others."""
+        if len(values) <= 1:
+            for name, value in values.items():
+                self._send(ch, name, tag, value)
+            return
+        with ThreadPoolExecutor(max_workers=min(8, len(values)), thread_name_prefix="fl-send") as pool:
+            list(pool.map(lambda item: self._send(ch, item[0], tag, item[1]), values.items()))
+
     def _recv(self, ch: Channel, name: str, tag: str, deadline: float) -> object | None:
         try:
             return ch.recv(name, tag, timeout=max(0.0, deadline - time.monotonic()))
@@ -363,17 +373,18 @@ class _Server:
         config = dict(self.strategy.client_config(r))
         evaluate = (r - 1) % self.config.eval_every == 0
         weights = self.state.weights
-        for name in list(self.state.alive):
-            train = name in sampled
-            task = Task(
+        tasks = {
+            name: Task(
                 round=r,
-                train=train,
+                train=name in sampled,
                 evaluate=evaluate,
                 weights=weights,
-                config=config if train else {},
-                secagg_threshold=threshold if train else 0,
+                config=config if name in sampled else {},
+                secagg_threshold=threshold if name in sampled else 0,
             )
-            self._send(ch, name, "task", task)
+            for name in self.state.alive
+        }
+        self._send_all(ch, "task", tasks)
         secure: ServerState | None = None
         if self.config.secagg:  # keys and shares while the clients train (they need no input)
             live = [c for c in sampled if c in self.state.alive]
@@ -451,8 +462,7 @@ class _Server:
         ch = self.ch.sub("final")
         rounds_run = self.state.history[-1].round
         msg = Final(weights=self.state.weights, rounds_run=rounds_run, stop_reason=self.stop_reason)
-        for name in list(self.state.alive):
-            self._send(ch, name, "model", msg)
+        self._send_all(ch, "model", dict.fromkeys(self.state.alive, msg))
         deadline = time.monotonic() + self.config.round_timeout
         evals = []
         for name in list(self.state.alive):

@@ -66,9 +66,21 @@ class ClientState:
 
 def advertise_keys(channel: Channel, state: ClientState) -> None:
     """Stage 1: send both public keys; receive and check the roster of clients that did."""
+    send_keys(channel, state)
+    receive_roster(channel, state)
+
+
+def send_keys(channel: Channel, state: ClientState) -> None:
+    """Stage 1, first half: send both public keys (returns at once)."""
+    c_pk, s_pk = state.c_key.public_key().public_bytes_raw(), state.s_key.public_key().public_bytes_raw()
+    msg = AdvertiseKeys(c_pk=c_pk, s_pk=s_pk, config=state.config.fingerprint())
+    channel.sub("advertise").send(state.server, "keys", msg)
+
+
+def receive_roster(channel: Channel, state: ClientState) -> None:
+    """Stage 1, second half: receive and check the roster of the clients that advertised keys."""
     ch = channel.sub("advertise")
     c_pk, s_pk = state.c_key.public_key().public_bytes_raw(), state.s_key.public_key().public_bytes_raw()
-    ch.send(state.server, "keys", AdvertiseKeys(c_pk=c_pk, s_pk=s_pk, config=state.config.fingerprint()))
     roster = expect(ch.recv(state.server, "roster", timeout=state.config.client_timeout), Roster, state.server)
     if not (
         isinstance(roster.clients, list)
@@ -190,18 +202,29 @@ class SecAggClientResult:
     dropped: tuple[str, ...]
 
 
-def prepare(channel: Channel, server: str, *, config: SecAggConfig) -> ClientState:
-    """Stages 1-2 (keys, shares): they need no input, so run them before the update exists."""
+def prepare(channel: Channel, server: str, *, config: SecAggConfig, share: bool = True) -> ClientState:
+    """Stage 1 (and 2 unless ``share=False``): they need no input, so run them before the update exists.
+
+    Sending the keys returns at once; the roster (and so stage 2) waits for every client's keys.  A
+    client that computes its input meanwhile can send its keys only (``share=False``) and call
+    :func:`contribute` later, which then takes the roster and shares before masking.
+    """
     state = ClientState(name=channel.party, server=server, config=config)
-    advertise_keys(channel, state)
-    share_keys(channel, state)
+    send_keys(channel, state)
+    if share:
+        receive_roster(channel, state)
+        share_keys(channel, state)
     return state
 
 
 def contribute(
     channel: Channel, state: ClientState, update: Sequence[np.ndarray], *, num_examples: int
 ) -> SecAggClientResult:
-    """Stages 3-4: send the masked ``update``, then help unmask the sum."""
+    """Stages 3-4 (and 2 first, if :func:`prepare` skipped it): send the masked ``update``, then help unmask."""
+    if state.roster is None:
+        receive_roster(channel, state)
+    if not state.sharers:
+        share_keys(channel, state)
     masked_input(channel, state, encode_update(update, num_examples=num_examples, config=state.config))
     unmask(channel, state)
     return SecAggClientResult(survivors=state.survivors, dropped=state.dropped)
