@@ -124,8 +124,7 @@ def run_client(
                 weighted=settings.weighted,
                 timeout=settings.round_timeout,
             )
-            # only the keys now: waiting for the roster would hold training until every client has its task
-            secure = prepare(ch.sub("secagg"), server, config=cfg, share=False)
+            secure = prepare(ch.sub("secagg"), server, config=cfg)
         stats = trainer.evaluate(weights).to_wire() if task.evaluate else None
         epochs = task.config.get("local_epochs")
         if not isinstance(epochs, int) or isinstance(epochs, bool) or not 1 <= epochs <= 1000:

@@ -238,3 +238,29 @@ def test_bad_configuration_and_inputs_are_refused() -> None:
         encode_update([np.array([np.nan])], num_examples=1, config=cfg)
     with pytest.raises(ConfigError, match="must not include the server"):
         run_secagg_server(MemoryHub([SERVER, "a"]).channel(SERVER), [SERVER, "a"], [(1,)], config=cfg)
+
+
+@pytest.mark.parametrize("share_first", [True, False])
+def test_split_entry_points_keys_before_the_input_exists_give_the_same_sum(share_first: bool) -> None:
+    from jointly.protocols.secagg import close_round, contribute, open_round, prepare
+
+    config = SecAggConfig(threshold=3, **FAST)
+    clients = ["c0", "c1", "c2", "c3"]
+    updates = make_updates(clients, SHAPES, seed=4)
+    hub = MemoryHub([SERVER, *clients])
+
+    def client(c: str) -> Callable[[Channel], object]:
+        def fn(ch: Channel) -> object:
+            state = prepare(ch, SERVER, config=config, share=share_first)  # before the update is known
+            return contribute(ch, state, updates[c], num_examples=5)
+
+        return fn
+
+    def server(ch: Channel) -> SecAggResult:
+        return close_round(ch, open_round(ch, clients, SHAPES, config=config))
+
+    result = hub.run({SERVER: server, **{c: client(c) for c in clients}}, timeout=60)[SERVER]
+    assert isinstance(result, SecAggResult) and result.survivors == tuple(clients)
+    want = [sum(5 * updates[c][k].astype(np.float64) for c in clients) for k in range(len(SHAPES))]
+    for got, expected in zip(result.sum, want, strict=True):
+        np.testing.assert_allclose(got, expected, atol=1e-3)
