@@ -272,6 +272,16 @@ def segment_product(n2: Mpz, cts: Sequence[Mpz], seg: Sequence[int], k: int) -> 
     return acc
 
 
+def segment_product_rows(n2: Mpz, cts: Sequence[Mpz], seg: Sequence[Sequence[int]], k: int) -> list[Mpz | None]:
+    """Product of ``cts[i]`` into every segment of ``seg[i]`` (a row of ids); ``None`` for empty segments."""
+    acc: list[Mpz | None] = [None] * k
+    for c, ss in zip(cts, seg, strict=True):
+        for s in ss:
+            a = acc[s]
+            acc[s] = c if a is None else a * c % n2
+    return acc
+
+
 def powmod_pairs(n2: Mpz, cts: Sequence[Mpz], exps: Sequence[int]) -> list[Mpz]:
     """``c_i^e_i mod n^2``; a negative exponent inverts (the caller made sure ``c`` is invertible)."""
     pm = _powmod
@@ -500,10 +510,14 @@ def w_decrypt(p: bytes, q: bytes, blob: bytes, width: int, idx: bytes | None) ->
     return b"".join([m.to_bytes(out_width, "big") for m in decrypt_crt(pm, qm, _unpack_operand(blob, width, idx))])
 
 
-def w_segment(n2: bytes, blob: bytes, width: int, idx: bytes | None, seg: bytes, k: int) -> bytes:
-    acc = segment_product(
-        _from_bytes(n2, "big"), _unpack_operand(blob, width, idx), np.frombuffer(seg, dtype=np.int64).tolist(), k
-    )
+def w_segment(n2: bytes, blob: bytes, width: int, idx: bytes | None, seg: bytes, k: int, cols: int = 0) -> bytes:
+    """Segment products of a chunk; ``seg`` holds int64 ids, one per element (``cols == 0``) or ``cols`` each."""
+    ids = np.frombuffer(seg, dtype=np.int64)
+    cts = _unpack_operand(blob, width, idx)
+    if cols:
+        acc = segment_product_rows(_from_bytes(n2, "big"), cts, ids.reshape(-1, cols).tolist(), k)
+    else:
+        acc = segment_product(_from_bytes(n2, "big"), cts, ids.tolist(), k)
     zero = bytes(width)
     return b"".join([zero if a is None else a.to_bytes(width, "big") for a in acc])
 

@@ -43,6 +43,9 @@ from jointly.errors import ConfigError, JointlyError
 
 _PARALLEL_MIN_UNITS = 12_000.0  # modular multiplications (2048-bit-key equivalent) worth a trip to the pool
 _CHUNKS_PER_WORKER = 3
+#: ciphertext bytes per job of an elementwise operation: bounds the memory of each worker and of the
+#: jobs in flight (at most ``2 * workers``), whatever the vector's length
+MAX_CHUNK_BYTES = 8 << 20
 
 
 # -- configuration ------------------------------------------------------------------------------
@@ -204,9 +207,21 @@ def run_chunks(n: int, fn: Callable[..., bytes], jobs: Iterable[tuple[object, ..
     return iter(ChunkRunner(n, fn, jobs))
 
 
-def chunk_bounds(size: int, n: int, *, min_chunk: int = 1) -> list[tuple[int, int]]:
+def chunk_bounds(size: int, n: int, *, min_chunk: int = 1, max_chunk: int | None = None) -> list[tuple[int, int]]:
+    """``[lo, hi)`` chunks of ``size`` elements for ``n`` workers (about ``3 n`` of them).
+
+    ``max_chunk`` caps a chunk's length (then there are more chunks): what one job
+    holds at a time, in the worker and in this process, stays bounded whatever ``size``.
+    """
     step = max(min_chunk, math.ceil(size / (n * _CHUNKS_PER_WORKER)))
+    if max_chunk is not None:
+        step = max(1, min(step, max(max_chunk, min_chunk)))
     return [(lo, min(lo + step, size)) for lo in range(0, size, step)]
+
+
+def max_chunk_rows(width: int) -> int:
+    """Elements of ``width`` bytes in a chunk of at most :data:`MAX_CHUNK_BYTES` (at least one)."""
+    return max(1, MAX_CHUNK_BYTES // max(width, 1))
 
 
 class RowOperand(Protocol):

@@ -10,7 +10,7 @@ need and kept, vectors being immutable values.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -242,22 +242,41 @@ class EncryptedVector:
     def _workers_for(self, per_element: float) -> int:
         return runner.parallel_workers(self._units(per_element), self.public_key.bits)
 
-    def _map_rows(self, fn: Any, extra: Any, bounds: Sequence[tuple[int, int]], n_workers: int) -> np.ndarray:
-        """Run ``fn(n2, blob, width, idx, *extra(lo, hi))`` over chunks in the pool; join the result rows."""
+    def _map_chunks(self, fn: Any, extra: Any, bounds: Sequence[tuple[int, int]], n_workers: int) -> Iterator[bytes]:
+        """Results of ``fn(n2, blob, width, idx, *extra(lo, hi))`` per chunk, computed in the pool, in order."""
         pk = self.public_key
         n2b = pk.nsquare.to_bytes(pk.ciphertext_bytes, "big")
         width = pk.ciphertext_bytes
         jobs = ((n2b, blob, width, idx, *extra(lo, hi)) for lo, hi, blob, idx in runner.operand_chunks(self, bounds))
-        data = b"".join(runner.run_chunks(n_workers, fn, jobs))
-        return np.frombuffer(data, dtype=np.uint8).reshape(-1, width)
+        return runner.run_chunks(n_workers, fn, jobs)
+
+    def _map_rows(
+        self, fn: Any, extra: Any, bounds: Sequence[tuple[int, int]], n_workers: int, out_rows: int | None = None
+    ) -> np.ndarray:
+        """Like :meth:`_map_chunks`, joined into ``(rows, width)`` bytes; with ``out_rows`` written in place."""
+        width = self.public_key.ciphertext_bytes
+        chunks = self._map_chunks(fn, extra, bounds, n_workers)
+        if out_rows is None:
+            return np.frombuffer(b"".join(chunks), dtype=np.uint8).reshape(-1, width)
+        out = np.empty((out_rows, width), dtype=np.uint8)
+        at = 0
+        for data in chunks:
+            part = np.frombuffer(data, dtype=np.uint8).reshape(-1, width)
+            out[at : at + len(part)] = part
+            at += len(part)
+        if at != out_rows:  # pragma: no cover - a kernel returned the wrong number of rows
+            raise RuntimeError(f"worker results hold {at} rows, expected {out_rows}")
+        return out
 
     def _scalar_pow(self, k: int) -> EncryptedVector:
         units = 1.2 * max(abs(k).bit_length(), 1) + 4 * (k < 0)
         n_workers = self._workers_for(units)
         if n_workers == 1:
             return self._new(eng.powmod_scalar(self.public_key._n2, self._cipher_list(), k))
-        bounds = runner.chunk_bounds(len(self), n_workers)
-        rows = self._map_rows(eng.w_powmod_scalar, lambda lo, hi: (k,), bounds, n_workers)
+        bounds = runner.chunk_bounds(
+            len(self), n_workers, max_chunk=runner.max_chunk_rows(self.public_key.ciphertext_bytes)
+        )
+        rows = self._map_rows(eng.w_powmod_scalar, lambda lo, hi: (k,), bounds, n_workers, len(self))
         return EncryptedVector._from_rows(self.public_key, rows, None, self.frac_bits)
 
     # -- addition ------------------------------------------------------------------------------
@@ -324,9 +343,15 @@ class EncryptedVector:
             return self._new(eng.powmod_pairs(self.public_key._n2, self._cipher_list(), exps), frac_bits)
         e_width = e_bits // 8 + 1
         blob = b"".join([k.to_bytes(e_width, "big", signed=True) for k in exps])
-        bounds = runner.chunk_bounds(len(self), n_workers)
+        bounds = runner.chunk_bounds(
+            len(self), n_workers, max_chunk=runner.max_chunk_rows(self.public_key.ciphertext_bytes)
+        )
         rows = self._map_rows(
-            eng.w_powmod_pairs, lambda lo, hi: (blob[lo * e_width : hi * e_width], e_width), bounds, n_workers
+            eng.w_powmod_pairs,
+            lambda lo, hi: (blob[lo * e_width : hi * e_width], e_width),
+            bounds,
+            n_workers,
+            len(self),
         )
         return EncryptedVector._from_rows(self.public_key, rows, None, frac_bits)
 
@@ -335,39 +360,60 @@ class EncryptedVector:
         """A length-1 vector with the sum of all elements (a fresh encryption of 0 if empty)."""
         return self.segment_sum(np.zeros(len(self), dtype=np.int64), 1)
 
-    def segment_sum(self, segment_ids: ArrayLike, n_segments: int) -> EncryptedVector:
+    def segment_sum(self, segment_ids: ArrayLike, n_segments: int, *, fresh_empty: bool = True) -> EncryptedVector:
         """``out[k]`` = sum of ``self[i]`` over ``segment_ids[i] == k``; an empty segment is a fresh encryption of 0.
 
-        The histogram primitive of SecureBoost: one modular multiplication per element,
-        split over the worker pool for large inputs (each worker gets each distinct
-        ciphertext of its chunk once, so ``v.take(np.tile(rows, f)).segment_sum(...)``
-        does not ship ``f`` copies).
+        ``segment_ids`` has one id per element, or a row of ``m`` ids per element (shape
+        ``(len, m)``): element ``i`` then adds to each segment of its row, as if the vector
+        were repeated ``m`` times without the copies -- a histogram of ``m`` features in one
+        call.  With ``fresh_empty=False`` an empty segment is the trivial ciphertext ``1``
+        instead (no randomness: only for results the caller re-randomises before they leave).
+
+        The histogram primitive of SecureBoost: one modular multiplication per id, split
+        over the worker pool for large inputs in chunks of bounded size (each worker gets
+        each distinct ciphertext of its chunk once, so ``v.take(np.tile(rows, f))`` does not
+        ship ``f`` copies either).
         """
         if isinstance(n_segments, bool) or not isinstance(n_segments, int) or n_segments < 0:
             raise ValueError(f"n_segments must be a non-negative integer, got {n_segments!r}")
         seg = np.asarray(segment_ids)
-        if seg.shape != (len(self),) or (seg.size and seg.dtype.kind not in "iu"):
-            raise ValueError(f"segment_ids must be {len(self)} integers")
+        if seg.ndim not in (1, 2) or seg.shape[0] != len(self) or (seg.size and seg.dtype.kind not in "iu"):
+            raise ValueError(f"segment_ids must be {len(self)} integers or {len(self)} rows of integers")
         if seg.size and (int(seg.min()) < 0 or int(seg.max()) >= n_segments):
             raise ValueError(f"segment_ids must lie in [0, {n_segments})")
-        seg = seg.astype(np.int64, copy=False)
+        cols = seg.shape[1] if seg.ndim == 2 else 0
         pk = self.public_key
-        n_workers = self._workers_for(1.0)
-        if n_workers == 1:
-            acc = eng.segment_product(pk._n2, self._cipher_list(), seg.tolist(), n_segments)
+        n2 = pk._n2
+        n_workers = self._workers_for(float(max(cols, 1)))
+        acc: list[Any]
+        if n_workers == 1 or seg.size == 0:
+            if cols:
+                acc = eng.segment_product_rows(n2, self._cipher_list(), seg.tolist(), n_segments)
+            else:
+                acc = eng.segment_product(n2, self._cipher_list(), seg.tolist(), n_segments)
         else:
             acc = [None] * n_segments
-            bounds = runner.chunk_bounds(len(self), n_workers, min_chunk=4 * n_segments)
-            rows = self._map_rows(eng.w_segment, lambda lo, hi: (seg[lo:hi].tobytes(), n_segments), bounds, n_workers)
-            n2 = pk._n2
-            for chunk in range(len(bounds)):
-                part = rows[chunk * n_segments : (chunk + 1) * n_segments]
+            width = pk.ciphertext_bytes
+            # chunks hold at least 4 ids per segment: merging their results costs little next to building them
+            bounds = runner.chunk_bounds(
+                len(self),
+                n_workers,
+                min_chunk=-(-4 * n_segments // max(cols, 1)),
+                max_chunk=runner.max_chunk_rows(width),
+            )
+
+            def ids(lo: int, hi: int) -> tuple[bytes, int, int]:
+                return seg[lo:hi].astype(np.int64, copy=False).tobytes(), n_segments, cols
+
+            for data in self._map_chunks(eng.w_segment, ids, bounds, n_workers):
+                part = np.frombuffer(data, dtype=np.uint8).reshape(-1, width)
                 live = np.flatnonzero(part.any(axis=1))
                 for k, c in zip(live.tolist(), eng.from_rows(part[live]), strict=True):
                     a = acc[k]
                     acc[k] = c if a is None else a * c % n2
         empty = [k for k in range(n_segments) if acc[k] is None]
-        for k, r in zip(empty, pk._randomisers(len(empty)), strict=True):
+        fill = pk._randomisers(len(empty)) if fresh_empty else [_ONE] * len(empty)
+        for k, r in zip(empty, fill, strict=True):
             acc[k] = r
         return self._new(acc)
 
@@ -445,8 +491,11 @@ class EncryptedVector:
         groups = math.ceil(len(self) / per)
         if n_workers == 1 or groups < 2:
             return self._new(eng.pack_groups(self.public_key._n2, self._cipher_list(), slot_bits, per))
-        bounds = [(lo * per, min(hi * per, len(self))) for lo, hi in runner.chunk_bounds(groups, n_workers)]
-        rows = self._map_rows(eng.w_pack, lambda lo, hi: (slot_bits, per), bounds, n_workers)
+        cap = max(1, runner.max_chunk_rows(self.public_key.ciphertext_bytes) // per)
+        bounds = [
+            (lo * per, min(hi * per, len(self))) for lo, hi in runner.chunk_bounds(groups, n_workers, max_chunk=cap)
+        ]
+        rows = self._map_rows(eng.w_pack, lambda lo, hi: (slot_bits, per), bounds, n_workers, groups)
         return EncryptedVector._from_rows(self.public_key, rows, None, self.frac_bits)
 
     def rerandomize(self) -> EncryptedVector:
@@ -460,6 +509,51 @@ class EncryptedVector:
         rows, idx = self._cipher_rows()
         data = (rows if idx is None else rows[idx]).tobytes()
         return WireCiphertexts(self.public_key.fingerprint, self.frac_bits, len(self), data)
+
+    def to_wire_blocks(self, block: int) -> Iterator[WireCiphertexts]:
+        """The ciphertexts as consecutive :class:`WireCiphertexts` of at most ``block`` each (at least one).
+
+        For a long vector: every message is small, and only the block being sent is copied.
+        The receiver joins them with :meth:`from_wire_blocks`.
+        """
+        if isinstance(block, bool) or not isinstance(block, int) or block < 1:
+            raise ValueError(f"block must be a positive integer, got {block!r}")
+        rows, idx = self._cipher_rows()
+        size = len(self)
+        for lo in range(0, max(size, 1), block):
+            hi = min(lo + block, size)
+            part = rows[lo:hi] if idx is None else rows[idx[lo:hi]]
+            yield WireCiphertexts(self.public_key.fingerprint, self.frac_bits, hi - lo, part.tobytes())
+
+    @classmethod
+    def from_wire_blocks(cls, public_key: PaillierPublicKey, msgs: Iterable[object], count: int) -> EncryptedVector:
+        """One vector of ``count`` ciphertexts from consecutive blocks (see :meth:`to_wire_blocks`).
+
+        Each block gets the checks of :meth:`from_wire` and is copied into place as it comes,
+        so only one block's message is held besides the result.  Raises ProtocolViolation
+        if the blocks do not add up to ``count`` or disagree on ``frac_bits``.
+        """
+        if isinstance(count, bool) or not isinstance(count, int) or count < 0:
+            raise ValueError(f"count must be a non-negative integer, got {count!r}")
+        width = public_key.ciphertext_bytes
+        out = np.empty((count, width), dtype=np.uint8)
+        at = 0
+        frac_bits: int | None = None
+        for msg in msgs:
+            part = cls.from_wire(public_key, msg)
+            if frac_bits is not None and part.frac_bits != frac_bits:
+                raise ProtocolViolation("ciphertext blocks disagree on frac_bits")
+            frac_bits = part.frac_bits
+            n = len(part)
+            if at + n > count:
+                raise ProtocolViolation(f"ciphertext blocks hold more than the {count} announced")
+            rows, _ = part._cipher_rows()
+            out[at : at + n] = rows
+            at += n
+            del part, rows
+        if at != count or frac_bits is None:
+            raise ProtocolViolation(f"ciphertext blocks hold {at} ciphertexts, expected {count}")
+        return cls._from_rows(public_key, out, None, frac_bits)
 
     @classmethod
     def from_wire(cls, public_key: PaillierPublicKey, msg: object) -> EncryptedVector:

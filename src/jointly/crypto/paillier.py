@@ -244,12 +244,18 @@ def _encrypt(pk: PaillierPublicKey, key: eng.RandomiserKey, ints: np.ndarray, fr
         eng.w_encrypt,
         (
             (key, eng.ints_to_blob(rest[lo:hi], m_width), m_width, width)
-            for lo, hi in runner.chunk_bounds(len(rest), n_workers)
+            for lo, hi in runner.chunk_bounds(len(rest), n_workers, max_chunk=runner.max_chunk_rows(width))
         ),
     )
-    head = eng.encrypt_with(pk._n, pk._n2, ms[:done], ready)  # while the workers run
-    blobs = [eng.to_rows(head, width).tobytes(), *chunks]
-    rows = np.frombuffer(b"".join(blobs), dtype=np.uint8).reshape(size, width)
+    rows = np.empty((size, width), dtype=np.uint8)  # filled in place: no second copy of a long vector
+    if done:
+        rows[:done] = eng.to_rows(eng.encrypt_with(pk._n, pk._n2, ms[:done], ready), width)  # while workers run
+    del ready
+    at = done
+    for blob in chunks:
+        part = np.frombuffer(blob, dtype=np.uint8).reshape(-1, width)
+        rows[at : at + len(part)] = part
+        at += len(part)
     return EncryptedVector._from_rows(pk, rows, None, frac_bits)
 
 
@@ -308,10 +314,8 @@ class PaillierPrivateKey:
         if n_workers == 1:
             return eng.decrypt_crt(self._p, self._q, ev._cipher_list())
         width = self.public_key.ciphertext_bytes
-        jobs = (
-            (self._pb, self._qb, blob, width, idx)
-            for _lo, _hi, blob, idx in runner.operand_chunks(ev, runner.chunk_bounds(size, n_workers))
-        )
+        bounds = runner.chunk_bounds(size, n_workers, max_chunk=runner.max_chunk_rows(width))
+        jobs = ((self._pb, self._qb, blob, width, idx) for _lo, _hi, blob, idx in runner.operand_chunks(ev, bounds))
         m_width = (self.public_key.bits + 7) // 8
         out: list[Any] = []
         for blob in runner.run_chunks(n_workers, eng.w_decrypt, jobs):

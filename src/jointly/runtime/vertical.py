@@ -41,6 +41,7 @@ from jointly.data.io import atomic_write_json, write_table
 from jointly.data.tables import Table, load_table
 from jointly.errors import ConfigError, DataError, ProtocolViolation
 from jointly.learn.metrics import compare, evaluate, roc_curve
+from jointly.learn.vertical.memory import release_memory
 from jointly.protocols.psi import PsiConfig, run_psi
 from jointly.runtime import model_kinds as vmodels
 from jointly.runtime.models import ModelInfo, ModelStore, new_model_info, write_model_part
@@ -77,10 +78,15 @@ def numeric_frame(table: Table, columns: Sequence[str]) -> pd.DataFrame:
     for name in columns:
         raw = table.frame[name]
         values = pd.to_numeric(raw, errors="coerce")
-        bad = values.isna() & raw.notna() & (raw.astype(str).str.strip() != "")
-        if bool(bad.any()):
-            row = int(np.flatnonzero(bad.to_numpy())[0])
-            raise DataError(str(table.path), f"column {name!r} is not numeric: {raw.iloc[row]!r}", row=row + 2)
+        # only cells that became missing can be bad: text them alone (texting a million numbers takes
+        # seconds, holding the GIL the node's heartbeats need)
+        suspect = np.flatnonzero((values.isna() & raw.notna()).to_numpy())
+        if suspect.size:
+            cells = raw.iloc[suspect]
+            bad = suspect[(cells.astype(str).str.strip() != "").to_numpy()]
+            if bad.size:
+                row = int(bad[0])
+                raise DataError(str(table.path), f"column {name!r} is not numeric: {raw.iloc[row]!r}", row=row + 2)
         out[name] = values.astype(np.float64).to_numpy()
     return pd.DataFrame(out, index=pd.RangeIndex(len(table)))
 
@@ -155,6 +161,7 @@ def run_training(ctx: PartyContext, channel: Channel, out: Path) -> dict[str, An
     ctx.progress.update("load data", 1, 1)
     summary["input_rows"] = len(table)
     summary["features"] = len(feature_names)
+    release_memory()  # parsing leaves reference cycles (pandas) worth several times the table
 
     ctx.progress.update("align rows", 0, 1)
     channel.sub("align")
@@ -164,17 +171,23 @@ def run_training(ctx: PartyContext, channel: Channel, out: Path) -> dict[str, An
     )
     ctx.progress.update("align rows", 1, 1)
     summary["aligned_rows"] = len(rows)
+    del table  # the raw columns and ids: what follows needs the aligned numbers only
     X = frame.iloc[rows].reset_index(drop=True)
+    del frame
     y = labels[rows] if labels is not None else None
-    train, test = split_rows(len(rows), params.test_fraction, params.seed)
+    del labels, rows
+    train, test = split_rows(len(X), params.test_fraction, params.seed)
     summary["train_rows"], summary["test_rows"] = len(train), len(test)
+    X_train = X.iloc[train] if len(test) else X  # no held-out rows: train on X itself, not on a copy
+    release_memory()  # before training, the longest stage: give back what loading and PSI used
 
     train_ch = channel.sub("train")
     if role == "guest":
         assert y is not None
-        fitted = vmodels.fit_guest(kind, model, train_ch, X.iloc[train], y[train], spec, progress=ctx.progress)
+        fitted = vmodels.fit_guest(kind, model, train_ch, X_train, y[train], spec, progress=ctx.progress)
     else:
-        fitted = vmodels.fit_host(kind, model, train_ch, X.iloc[train], spec, progress=ctx.progress)
+        fitted = vmodels.fit_host(kind, model, train_ch, X_train, spec, progress=ctx.progress)
+    del X_train
     _publish_model(ctx, out, role, tuple(feature_names), vmodels.part_of(kind, fitted))
 
     if len(test):

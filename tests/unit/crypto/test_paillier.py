@@ -388,6 +388,7 @@ def test_two_workers_match_in_process(monkeypatch: pytest.MonkeyPatch) -> None:
     mat = rng.integers(-(2**20), 2**20, size=(37, 3))
     mults = rng.integers(-(2**30), 2**30, size=37)
     small_vals = [int(v) for v in rng.integers(0, 2**12, size=37)]
+    seg_rows = rng.integers(0, 40, size=(37, 3)).astype(np.int32)  # 3 segments per element, some left empty
 
     def run() -> list[list[int]]:
         ev = enc(a)
@@ -402,6 +403,7 @@ def test_two_workers_match_in_process(monkeypatch: pytest.MonkeyPatch) -> None:
             dec(ev * mults),
             dec(ev * -3),
             [int(v) for col in unpack_slots(SK.decrypt_ints(packed), 16, 4) for v in col],
+            dec(received.take(np.arange(36, -1, -1)).segment_sum(seg_rows[::-1], 40)),
         ]
 
     paillier.set_workers(1)
@@ -410,9 +412,59 @@ def test_two_workers_match_in_process(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(runner, "_CHUNKS_PER_WORKER", 2)
     paillier.set_workers(2)
     assert run() == expected
+    monkeypatch.setattr(runner, "MAX_CHUNK_BYTES", 5 * PK.ciphertext_bytes)  # many small jobs, same results
+    assert run() == expected
     assert expected[0] == a and expected[1] == a
     assert expected[2] == [sum(a[p] for p, s in zip(picks, seg, strict=True) if s == k) for k in range(6)]
     assert expected[3] == [sum(x * int(mat[i, j]) for i, x in enumerate(a)) for j in range(3)]
+    assert expected[7] == [sum(x * int(np.count_nonzero(seg_rows[i] == k)) for i, x in enumerate(a)) for k in range(40)]
+
+
+def test_chunk_bounds_cap() -> None:
+    assert runner.chunk_bounds(10, 1) == [(0, 4), (4, 8), (8, 10)]
+    assert runner.chunk_bounds(10, 1, max_chunk=2) == [(0, 2), (2, 4), (4, 6), (6, 8), (8, 10)]
+    assert runner.chunk_bounds(10, 1, min_chunk=5, max_chunk=2) == [(0, 5), (5, 10)]  # the minimum wins
+    assert runner.chunk_bounds(0, 2, max_chunk=3) == []
+
+
+def test_segment_sum_rows_and_empty_segments() -> None:
+    a = [5, -7, 11]
+    ev = enc(a)
+    seg = np.array([[0, 2], [2, 2], [0, 3]])
+    assert dec(ev.segment_sum(seg, 5)) == [16, 0, -9, 11, 0]
+    fresh = ev.segment_sum(seg, 5)
+    trivial = ev.segment_sum(seg, 5, fresh_empty=False)
+    assert dec(trivial) == [16, 0, -9, 11, 0]
+    one = trivial.to_wire().data[PK.ciphertext_bytes : 2 * PK.ciphertext_bytes]
+    assert int.from_bytes(one, "big") == 1  # the trivial encryption of 0, for a caller that re-randomises
+    assert int.from_bytes(fresh.to_wire().data[PK.ciphertext_bytes : 2 * PK.ciphertext_bytes], "big") != 1
+    for bad in (np.array([[0, 5]] * 3), np.array([[0, 1]] * 2), np.zeros((3, 1, 1), dtype=np.int64)):
+        with pytest.raises(ValueError, match="segment_ids"):
+            ev.segment_sum(bad, 5)
+
+
+def test_wire_blocks_roundtrip_and_checks() -> None:
+    a = list(range(-5, 6))
+    ev = enc(a)
+    blocks = list(ev.to_wire_blocks(4))
+    assert [b.count for b in blocks] == [4, 4, 3]
+    wire = [decode(encode(b)) for b in blocks]
+    joined = EncryptedVector.from_wire_blocks(PK, iter(wire), len(a))
+    assert dec(joined) == a
+    assert dec(EncryptedVector.from_wire_blocks(PK, ev.take(np.arange(10, -1, -1)).to_wire_blocks(3), 11)) == a[::-1]
+    empty = list(ev[:0].to_wire_blocks(8))
+    assert len(empty) == 1 and dec(EncryptedVector.from_wire_blocks(PK, empty, 0)) == []
+    with pytest.raises(ProtocolViolation, match="expected 12"):
+        EncryptedVector.from_wire_blocks(PK, wire, 12)
+    with pytest.raises(ProtocolViolation, match="more than"):
+        EncryptedVector.from_wire_blocks(PK, wire, 10)
+    with pytest.raises(ProtocolViolation, match="expected 0"):
+        EncryptedVector.from_wire_blocks(PK, [], 0)
+    scaled = PK.encrypt(np.array(a[4:], dtype=np.float64), frac_bits=3)
+    with pytest.raises(ProtocolViolation, match="frac_bits"):
+        EncryptedVector.from_wire_blocks(PK, [blocks[0], *scaled.to_wire_blocks(7)], 11)
+    with pytest.raises(ValueError, match="block"):
+        next(ev.to_wire_blocks(0))
 
 
 def test_scheme_object_fits_the_seam() -> None:

@@ -11,7 +11,8 @@ Protocol (:mod:`.guest`, :mod:`.host`, messages in :mod:`.messages`):
 1. *tree start*: the guest computes ``g, h`` of every output on the tree's rows (row subsample),
    quantizes them to fixed point and packs all ``2K`` values of a row into signed slots of one
    plaintext, wide enough that no sum over all rows overflows (:mod:`.packing`); it encrypts one
-   ciphertext per row and sends the same vector to every host.
+   ciphertext per row and sends the same vector to every host, in blocks of bounded size (so
+   neither side ever holds more than one block besides the vector, at any row count).
 2. *level* (at most ``max_depth`` times): the guest sends the node sample sets of the nodes to
    split and asks for the histograms of one child of each split of the last level, the one with
    fewer rows.  A host builds encrypted histograms of its features with one ``segment_sum`` over

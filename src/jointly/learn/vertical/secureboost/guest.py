@@ -16,14 +16,16 @@ import numpy as np
 from numpy.typing import NDArray
 
 from jointly.channel import Channel
-from jointly.crypto.paillier import EncryptedVector, PaillierPrivateKey, WireCiphertexts, generate_paillier_keypair
+from jointly.crypto.paillier import EncryptedVector, PaillierPrivateKey, generate_paillier_keypair
 from jointly.errors import ConfigError, DataError, ProtocolViolation
+from jointly.learn.vertical.memory import release_memory
 from jointly.learn.vertical.secureboost.binning import BinnedMatrix, as_matrix
 from jointly.learn.vertical.secureboost.booster import LevelNode, Routing, SplitSource, TreeContext, boost
 from jointly.learn.vertical.secureboost.config import SecureBoostConfig
 from jointly.learn.vertical.secureboost.histogram import LocalSplitter
 from jointly.learn.vertical.secureboost.loss import check_labels, fit_objective
 from jointly.learn.vertical.secureboost.messages import (
+    GRADIENT_BLOCK_BYTES,
     MAX_CANDIDATES,
     SPLIT_ID_BYTES,
     VERSION,
@@ -50,15 +52,45 @@ IntArray = NDArray[np.int64]
 
 
 class _Encryptor:
-    """Packs and encrypts the quantized gradients once per tree; every host gets the same ciphertexts."""
+    """Packs and encrypts the quantized gradients once per tree; every host gets the same ciphertexts.
 
-    def __init__(self, key: PaillierPrivateKey) -> None:
+    The vector is dropped as soon as the last host has been sent it (it is the largest thing
+    the guest holds: one ciphertext per row of the tree).
+    """
+
+    def __init__(self, key: PaillierPrivateKey, hosts: int) -> None:
         self.key = key
-        self.wire: WireCiphertexts | None = None
+        self.hosts = hosts
+        self.vector: EncryptedVector | None = None
+        self.pending = 0
 
     def __call__(self, ctx: TreeContext) -> None:
         ctx.layout.per_plaintext(self.key.public_key.max_int)  # ConfigError now if the slots cannot fit
-        self.wire = self.key.encrypt_ints(pack_rows(ctx.q, ctx.layout)).to_wire()
+        self.vector = None
+        release_memory(collect=False)  # what the last tree freed, before this tree's largest allocation
+        packed = pack_rows(ctx.q, ctx.layout)
+        self.vector = self.key.encrypt_ints(packed)
+        self.pending = self.hosts
+
+    @property
+    def _block(self) -> int:
+        return max(1, GRADIENT_BLOCK_BYTES // self.key.public_key.ciphertext_bytes)
+
+    def blocks(self) -> int:
+        """How many messages :meth:`send` sends for this tree."""
+        if self.vector is None:  # pragma: no cover - the booster encrypts before any source starts a tree
+            raise ProtocolViolation("no encrypted gradients for this tree")
+        return max(1, -(-len(self.vector) // self._block))
+
+    def send(self, ch: Channel, host: str) -> None:
+        """Send this tree's vector to ``host`` in :meth:`blocks` messages on ``ch`` (tags ``"0"``, ``"1"``, ...)."""
+        if self.vector is None:  # pragma: no cover - the booster encrypts before any source starts a tree
+            raise ProtocolViolation("no encrypted gradients for this tree")
+        for i, wire in enumerate(self.vector.to_wire_blocks(self._block)):
+            ch.send(host, str(i), wire)
+        self.pending -= 1
+        if self.pending <= 0:
+            self.vector = None
 
 
 class RemoteHost:
@@ -80,8 +112,9 @@ class RemoteHost:
         self.n_candidates = 0
         self.split_ids = b""
         self.sums: dict[int, IntArray] = {}  # node id -> (candidates, 2K) left sums, for the last level
-        msg = TreeStart(stop=False, rows=ctx.sample, slot_bits=list(ctx.layout.widths), gradients=self.encryptor.wire)
+        msg = TreeStart(stop=False, rows=ctx.sample, slot_bits=list(ctx.layout.widths), blocks=self.encryptor.blocks())
         self.tree_ch.send(self.name, "start", msg)
+        self.encryptor.send(self.tree_ch.sub("gradients"), self.name)
 
     def request(self, level: int, nodes: Sequence[LevelNode], frontier: Sequence[LevelNode]) -> None:
         """Ask for the histograms of one child of each split of the last level (the smaller one).
@@ -177,7 +210,7 @@ class RemoteHost:
         return Node(party=self.name, split=self._split_id(best).hex())
 
     def stop(self, tree: int) -> None:
-        msg = TreeStart(stop=True, rows=np.empty(0, dtype=np.int64), slot_bits=[], gradients=None)
+        msg = TreeStart(stop=True, rows=np.empty(0, dtype=np.int64), slot_bits=[], blocks=0)
         self.ch.sub("tree").sub(tree).send(self.name, "start", msg)
 
     def finish(self, trees: Sequence[Tree]) -> None:
@@ -234,12 +267,13 @@ class SecureBoostGuest:
         train, val = validation_split(cfg, n)
         objective = fit_objective(cfg, labels[train])
         binned = BinnedMatrix.fit(matrix, names, cfg.max_bins)
+        del matrix  # training needs the bin codes only
         public, private = generate_paillier_keypair(cfg.key_bits, allow_unsafe_key_size=cfg.allow_unsafe_key_size)
         ch = self.channel.sub("secureboost").sub("train").sub(self._fits)
         self._fits += 1
         setup = Setup(version=VERSION, config=cfg.fingerprint(), public_key=public.to_wire(), n_rows=n)
         ch.sub("setup").broadcast("setup", setup, to=self.hosts)
-        encryptor = _Encryptor(private)
+        encryptor = _Encryptor(private, len(self.hosts))
         sources: list[SplitSource] = [LocalSplitter(self.channel.party, binned, cfg)]
         sources += [RemoteHost(ch, h, cfg, private, encryptor) for h in self.hosts]
         result = boost(

@@ -68,7 +68,7 @@ class LocalSplitter:
     def start_tree(self, ctx: TreeContext) -> None:
         self.ctx = ctx
         self.selected = column_sample(self.config, ctx.index, self.name, self.binned.n_features)
-        self.codes = self.binned.codes[ctx.sample][:, self.selected].astype(np.int64)
+        self.codes = self.binned.codes[ctx.sample][:, self.selected]  # uint16 bins
         self.cand_feature, self.cand_bin = self.binned.candidates(self.selected)
         position = np.full(self.binned.n_features, -1, dtype=np.int64)
         position[self.selected] = np.arange(len(self.selected))
@@ -83,9 +83,12 @@ class LocalSplitter:
         slot = node_index(nodes, len(self.ctx.sample))
         rows = np.flatnonzero(slot >= 0)
         n_sel, width = len(self.selected), self._width
-        seg = ((slot[rows][:, None] * n_sel + np.arange(n_sel)[None, :]) * width + self.codes[rows]).reshape(-1)
-        values = np.repeat(self.ctx.q[rows], n_sel, axis=0)
-        hist = level_sums(seg, values, len(nodes) * n_sel * width).reshape(len(nodes), n_sel, width, -1)
+        base = slot[rows] * width
+        values = self.ctx.q[rows]
+        hist = np.empty((len(nodes), n_sel, width, values.shape[1]), dtype=np.int64)
+        for j in range(n_sel):  # feature by feature: no (rows x features) temporaries
+            seg = base + self.codes[rows, j]
+            hist[:, j] = level_sums(seg, values, len(nodes) * width).reshape(len(nodes), width, -1)
         cum = np.cumsum(hist, axis=2)
         left = cum[:, self.cand_pos, self.cand_bin, :]
         return [best_split(left[k], node.total, self.config) for k, node in enumerate(nodes)]
@@ -127,7 +130,8 @@ class EncryptedHistograms:
         segs = binned.segments_per_feature[selected]
         self.offsets = np.concatenate([[0], np.cumsum(segs)[:-1]]).astype(np.int64)
         self.n_segments = int(segs.sum())
-        self.codes = binned.codes[sample][:, selected].astype(np.int64) + self.offsets[None, :]
+        # segment of every (tree row, selected feature); int32 halves the largest array a host keeps per tree
+        self.codes = (binned.codes[sample][:, selected].astype(np.int64) + self.offsets[None, :]).astype(np.int32)
         self.cand_feature, self.cand_bin = binned.candidates(selected)
         self.zero = gradients[:1] * 0  # the ciphertext 1: a trivial encryption of 0
 
@@ -139,22 +143,20 @@ class EncryptedHistograms:
         """Histograms (``n_segments`` ciphertexts each, not cumulative) of nodes with rows ``members[k]``.
 
         One ``segment_sum`` over all features of all nodes: row ``i`` of node ``k`` adds its
-        ciphertext to segment ``k * n_segments + offset[f] + bin`` for every feature ``f``.
+        ciphertext (sent to the workers once, not once per feature) to segment
+        ``k * n_segments + offset[f] + bin`` for every feature ``f``.  An empty bin is the
+        trivial encryption of 0, cheaper than a fresh one: every ciphertext that leaves the
+        host is re-randomised after packing.
         """
         if not members:
             return []
-        n_sel = len(self.selected)
         rows = np.concatenate(list(members))
-        slot = np.repeat(np.arange(len(members), dtype=np.int64), [len(m) for m in members])
-        seg = (slot[:, None] * self.n_segments + self.codes[rows]).T.reshape(-1)
         n_out = len(members) * self.n_segments
-        picked = self.gradients.take(np.tile(rows, n_sel))
-        empty = np.flatnonzero(np.bincount(seg, minlength=n_out) == 0)
-        if empty.size:  # the trivial encryption of 0 for an empty bin is cheaper than a fresh one,
-            # and every ciphertext that leaves the host is re-randomised after packing
-            picked = EncryptedVector.concat([picked, self.zero.take(np.zeros(empty.size, dtype=np.int64))])
-            seg = np.concatenate([seg, empty])
-        summed = picked.segment_sum(seg, n_out)
+        dtype = np.int32 if n_out < 2**31 else np.int64
+        starts = (np.arange(len(members), dtype=np.int64) * self.n_segments).astype(dtype)
+        seg = self.codes[rows].astype(dtype, copy=False)
+        seg += np.repeat(starts, [len(m) for m in members])[:, None]
+        summed = self.gradients.take(rows).segment_sum(seg, n_out, fresh_empty=False)
         return [summed[k * self.n_segments : (k + 1) * self.n_segments] for k in range(len(members))]
 
     def candidates(self, hists: Sequence[EncryptedVector]) -> EncryptedVector:

@@ -26,6 +26,7 @@ from numpy.typing import NDArray
 from jointly.channel import Channel
 from jointly.crypto.paillier import EncryptedVector, PaillierPublicKey
 from jointly.errors import ConfigError, DataError, ProtocolViolation
+from jointly.learn.vertical.memory import release_memory
 from jointly.learn.vertical.secureboost.binning import BinnedMatrix, as_matrix
 from jointly.learn.vertical.secureboost.booster import TASK_TREES
 from jointly.learn.vertical.secureboost.config import SecureBoostConfig
@@ -121,9 +122,12 @@ class _HostTrainer:
             raise ProtocolViolation("slot_bits must be a list")
         layout = SlotLayout(tuple(start.slot_bits))
         per = layout.per_plaintext(key.max_int)
-        grads = EncryptedVector.from_wire(key, start.gradients)
-        if len(grads) != len(rows):
-            raise ProtocolViolation(f"{len(grads)} encrypted gradients for {len(rows)} rows")
+        blocks = start.blocks
+        if isinstance(blocks, bool) or not isinstance(blocks, int) or not 1 <= blocks <= len(rows):
+            raise ProtocolViolation(f"the gradients of {len(rows)} rows cannot come in {blocks!r} blocks")
+        grad_ch = ch.sub("gradients")
+        parts = (grad_ch.recv(self.guest, str(i)) for i in range(blocks))
+        grads = EncryptedVector.from_wire_blocks(key, parts, len(rows))  # one block held at a time
         outside = np.setdiff1d(np.arange(n, dtype=np.int64), rows, assume_unique=True)
         selected = column_sample(self.config, t, self.ch.party, self.binned.n_features)
         hist = EncryptedHistograms(self.binned, selected, rows, grads)
@@ -213,6 +217,7 @@ def train_host(
         channel.check()
         if not trainer.tree(t, key):
             break
+        release_memory(collect=False)  # the tree's gradients and histograms, before the next tree's arrive
         progress.update(TASK_TREES, t + 1, config.n_trees)
     return trainer.finish()
 
@@ -243,6 +248,7 @@ class SecureBoostHost:
         """Take part in training with this host's features ``X`` of the aligned rows."""
         matrix, names = as_matrix(X, source="host features")
         binned = BinnedMatrix.fit(matrix, names, self.config.max_bins)
+        del matrix  # training needs the bin codes only
         ch = self.channel.sub("secureboost").sub("train").sub(self._fits)
         self._fits += 1
         self.model_ = train_host(ch, binned, self.config, guest=self.guest, progress=self.progress)

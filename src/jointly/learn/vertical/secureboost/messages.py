@@ -1,9 +1,9 @@
 """Every message of SecureBoost, with the checks a receiver applies before trusting it.
 
 Guest -> host: :class:`Setup` (public key, row count, config fingerprint), :class:`TreeStart`
-(encrypted packed gradients and the tree's rows), :class:`LevelRequest` (node sample sets),
-:class:`SplitRequest` (winning opaque split ids), :class:`Finish` (split ids kept in the model),
-:class:`PredictRequest` (split ids to evaluate).
+(the tree's rows; its encrypted packed gradients follow in blocks of ``WireCiphertexts``),
+:class:`LevelRequest` (node sample sets), :class:`SplitRequest` (winning opaque split ids),
+:class:`Finish` (split ids kept in the model), :class:`PredictRequest` (split ids to evaluate).
 Host -> guest: :class:`Histograms` (packed encrypted cumulative histograms with opaque ids),
 :class:`Routes` and :class:`PredictMasks` (left/right bitmasks).
 """
@@ -20,7 +20,9 @@ from jointly.channel.codec import message
 from jointly.crypto.paillier import WireCiphertexts
 from jointly.errors import ProtocolViolation
 
-VERSION = 1
+VERSION = 2
+#: bytes of ciphertexts per gradient message of :class:`TreeStart`
+GRADIENT_BLOCK_BYTES = 16 << 20
 SPLIT_ID_BYTES = 16  #: opaque split ids are 128-bit random tokens
 MAX_CANDIDATES = 1 << 22
 
@@ -41,12 +43,18 @@ class Setup:
 @message("jointly.secureboost.TreeStart")
 @dataclass(frozen=True)
 class TreeStart:
-    """Start a tree (``stop=False``) or end training early (``stop=True``, other fields empty)."""
+    """Start a tree (``stop=False``) or end training early (``stop=True``, other fields empty).
+
+    The encrypted gradients follow as ``blocks`` :class:`~jointly.crypto.paillier.WireCiphertexts`
+    messages (tags ``"0"``, ``"1"``, ... in the tree's ``gradients`` namespace): one ciphertext per
+    row of ``rows``, in order, packing ``g`` and ``h`` of every output.  Blocks keep every message,
+    and what either side holds besides the whole vector, small at any row count.
+    """
 
     stop: bool
     rows: Any  # int64 array: the aligned rows the tree is grown on, sorted
     slot_bits: list[int]
-    gradients: WireCiphertexts | None  # one ciphertext per row of ``rows``: packed g, h of every output
+    blocks: int  # gradient messages that follow (0 when stopping)
 
 
 @message("jointly.secureboost.LevelRequest")

@@ -168,3 +168,29 @@ def test_host_refuses_split_ids_it_never_offered(monkeypatch: pytest.MonkeyPatch
     monkeypatch.setattr(guest_module.RemoteHost, "_split_id", lambda self, best: secrets.token_bytes(16))
     with pytest.raises(ProtocolViolation, match="did not offer"):
         run_federated(config(), Xg, y, {"host": Xh})
+
+
+@pytest.mark.parametrize("blocks", [0, 10_000])
+def test_host_refuses_impossible_gradient_block_counts(blocks: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    Xg, Xh, y = _data()
+    real = guest_module.TreeStart
+
+    def make(**fields: object) -> object:
+        return real(**{**fields, "blocks": blocks}) if not fields["stop"] else real(**fields)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(guest_module, "TreeStart", make)
+    with pytest.raises(ProtocolViolation, match="cannot come in"):
+        run_federated(config(), Xg, y, {"host": Xh})
+
+
+def test_host_refuses_gradients_that_miss_rows(monkeypatch: pytest.MonkeyPatch) -> None:
+    Xg, Xh, y = _data()
+    real = guest_module._Encryptor.__call__
+
+    def short(self, ctx):  # type: ignore[no-untyped-def]
+        real(self, ctx)
+        self.vector = self.vector[:-1]
+
+    monkeypatch.setattr(guest_module._Encryptor, "__call__", short)
+    with pytest.raises(ProtocolViolation, match="79 ciphertexts, expected 80"):
+        run_federated(config(), Xg, y, {"host": Xh})

@@ -141,3 +141,26 @@ def test_host_without_usable_features_never_wins() -> None:
     ref = reference(cfg, [("guest", blocks[0])], y)
     assert resolved_trees(fed.guest.model_, {"host": fed.hosts["host"].model_}) == resolved_trees(ref.model_, {})
     assert fed.hosts["host"].model_.splits == {}
+
+
+def test_gradients_in_blocks_and_pooled_histograms(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Gradients in many small messages, histograms and encryption in the worker pool in small jobs: same trees."""
+    from jointly.crypto import _paillier_pool as runner
+    from jointly.learn.vertical.secureboost import guest as guest_module
+
+    cfg = config(n_trees=2, max_depth=3)
+    blocks, y = synthetic(90, "binary", seed=6, widths=(3, 4, 3))
+    width = 2 * cfg.key_bits // 8
+    monkeypatch.setattr(guest_module, "GRADIENT_BLOCK_BYTES", 16 * width)  # 6 blocks per tree
+    monkeypatch.setattr(runner, "_PARALLEL_MIN_UNITS", 0.0)
+    monkeypatch.setattr(runner, "MAX_CHUNK_BYTES", 8 * width)
+    set_workers(2)
+    try:
+        fed = run_federated(cfg, blocks[0], y, {"host0": blocks[1], "host1": blocks[2]}, predict=False)
+    finally:
+        set_workers(1)
+    gradient_msgs = [tag for src, dst, tag, _ in fed.hub.log if dst == "host0" and "gradients" in tag]
+    assert len(gradient_msgs) == 2 * 6
+    ref = reference(cfg, [("guest", blocks[0]), ("host0", blocks[1]), ("host1", blocks[2])], y)
+    host_models = {h: est.model_ for h, est in fed.hosts.items()}
+    assert resolved_trees(fed.guest.model_, host_models) == resolved_trees(ref.model_, {})
