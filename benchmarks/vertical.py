@@ -21,6 +21,7 @@ Metric names: ``auc`` (binary; macro one-vs-rest for multi-class), ``rmse`` (reg
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -326,6 +327,10 @@ def run_fate(ds: Dataset, parts: dict[str, pd.DataFrame], tmp: Path, key_bits: i
 
 
 def main(name: str = "vertical", datasets: dict[str, Dataset] = DATASETS, quick: tuple[str, ...] = ("breast",)) -> None:
+    # vertical jobs need no torch: the nodes skip their background preload of the federated-learning runtime,
+    # which would otherwise compete for the two cores with the first job right after the nodes start
+    os.environ.setdefault("JOINTLY_PRELOAD", "none")
+
     def extra(parser: Any) -> None:
         parser.add_argument("--key-bits", type=int, default=2048, help="Paillier key size for jointly and FATE")
         parser.add_argument("--no-fate", action="store_true", help="skip FATE even where it is installed")
