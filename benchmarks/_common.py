@@ -87,7 +87,7 @@ class MemorySampler:
     def __init__(self, pids: Iterable[int], *, interval: float = 1.0) -> None:
         import threading
 
-        self._pids = list(pids)
+        self.pids = list(pids)  # processes started later may be appended while sampling
         self._interval = interval
         self.peak_mb = 0.0
         self._stop = threading.Event()
@@ -98,7 +98,7 @@ class MemorySampler:
 
         total = 0
         seen: set[int] = set()
-        for pid in self._pids:
+        for pid in list(self.pids):
             try:
                 procs = [psutil.Process(pid), *psutil.Process(pid).children(recursive=True)]
             except psutil.NoSuchProcess:
@@ -117,14 +117,20 @@ class MemorySampler:
         while not self._stop.wait(self._interval):
             self.peak_mb = max(self.peak_mb, self._sample())
 
-    def __enter__(self) -> MemorySampler:
+    def start(self) -> MemorySampler:
         self.peak_mb = self._sample()
         self._thread.start()
         return self
 
-    def __exit__(self, *exc: object) -> None:
+    def close(self) -> None:
         self._stop.set()
         self._thread.join(timeout=10)
+
+    def __enter__(self) -> MemorySampler:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def _vmhwm_kb(pid: int) -> int:

@@ -46,6 +46,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from _common import MemorySampler
+
 HERE = Path(__file__).resolve().parent
 APP_MODULE = "jointly_flwr_app"
 
@@ -56,11 +58,6 @@ def _model(model_json: str) -> Any:
 
     raw = json.loads(model_json)
     return build_model(ModelSpec(**raw)), int(raw.get("num_classes", 2))
-
-
-def _seed(seed: int, index: int, rnd: int) -> int:
-    """The per-client, per-round training seed jointly's clients use (``learn.horizontal.client._seed``)."""
-    return (seed * 1_000_003 + rnd * 1009 + index) % (1 << 63)
 
 
 # -- the Flower app (loaded by the flwr-serverapp / flwr-clientapp processes) ---------------------
@@ -154,13 +151,15 @@ def _trainer(context: Any) -> Any:
 def _client_fn(context: Any) -> Any:
     from flwr.client import NumPyClient
 
+    from jointly.learn.horizontal.trainer import round_seed  # the seeds jointly's clients train with
+
     trainer = _trainer(context)
     seed, index = int(context.run_config["seed"]), int(context.node_config["index"])
 
     class BenchClient(NumPyClient):  # type: ignore[misc]
         def fit(self, parameters: list[np.ndarray], config: dict[str, Any]) -> Any:
             rnd = int(config["server_round"])
-            weights, loss = trainer.fit(parameters, seed=_seed(seed, index, rnd))
+            weights, loss = trainer.fit(parameters, seed=round_seed(seed, index, rnd))
             return weights, trainer.data.num_train, {"loss": float(loss)}
 
     return BenchClient().to_client()
@@ -285,47 +284,6 @@ def _stop(procs: list[subprocess.Popen[bytes]]) -> None:
             p.wait()
 
 
-class _Memory:
-    """Largest summed PSS of the started process trees, sampled every ``interval`` seconds."""
-
-    def __init__(self, interval: float = 1.0) -> None:
-        import threading
-
-        self.pids: list[int] = []
-        self.peak_mb = 0.0
-        self._interval = interval
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def _sample(self) -> float:
-        import psutil
-
-        total, seen = 0, set()
-        for pid in list(self.pids):
-            try:
-                procs = [psutil.Process(pid), *psutil.Process(pid).children(recursive=True)]
-            except psutil.NoSuchProcess:
-                continue
-            for proc in procs:
-                if proc.pid in seen:
-                    continue
-                seen.add(proc.pid)
-                try:
-                    total += proc.memory_full_info().pss
-                except (psutil.NoSuchProcess, psutil.AccessDenied):
-                    continue
-        return total / 2**20
-
-    def _run(self) -> None:
-        while not self._stop.wait(self._interval):
-            self.peak_mb = max(self.peak_mb, self._sample())
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=10)
-
-
 def run(args: argparse.Namespace) -> dict[str, Any]:
     t0 = time.time()
     clients = [c for c in args.clients.split(",") if c]
@@ -370,7 +328,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     logs = work / "logs"
     logs.mkdir()
     procs: list[subprocess.Popen[bytes]] = []
-    memory = _Memory()
+    memory = MemorySampler([]).start()  # the SuperLink and SuperNodes are added as they start
 
     def start(name: str, cmd: list[str]) -> subprocess.Popen[bytes]:
         log = (logs / f"{name}.log").open("wb")

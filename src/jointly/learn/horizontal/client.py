@@ -18,10 +18,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from jointly.channel import Channel
-from jointly.errors import ConfigError, ProtocolViolation
+from jointly.errors import ProtocolViolation
 from jointly.learn.horizontal.messages import Final, Moments, Reply, Start, Task, check_weights, expect
 from jointly.learn.horizontal.server import secagg_config
-from jointly.learn.horizontal.trainer import Trainer
+from jointly.learn.horizontal.trainer import Trainer, round_seed
 from jointly.progress import NullProgress, Progress
 from jointly.protocols.secagg import contribute, prepare
 
@@ -132,7 +132,9 @@ def run_client(
         mu = task.config.get("proximal_mu", 0.0)
         if isinstance(mu, bool) or not isinstance(mu, int | float) or not (math.isfinite(mu) and 0 <= mu <= 1e6):
             raise ProtocolViolation(f"{server!r} asked for proximal_mu={mu!r}")
-        new, loss = trainer.fit(weights, seed=_seed(settings, r), epochs=epochs, proximal_mu=float(mu))
+        new, loss = trainer.fit(
+            weights, seed=round_seed(settings.seed, settings.index, r), epochs=epochs, proximal_mu=float(mu)
+        )
         if dp_client is not None:
             new = dp_client(weights, new)
         if dp_client is not None or trainer.dpsgd is not None:
@@ -163,9 +165,3 @@ def run_client(
         stop_reason=stop or final.stop_reason,
         moments=moments,
     )
-
-
-def _seed(settings: ClientSettings, round: int) -> int:
-    if settings.index < 0:
-        raise ConfigError("client index must be >= 0")
-    return (settings.seed * 1_000_003 + round * 1009 + settings.index) % (1 << 63)

@@ -26,7 +26,7 @@ from jointly.learn.horizontal.models import get_weights, set_weights
 if TYPE_CHECKING:
     from jointly.learn.horizontal.dpsgd import DpSgdSession
 
-__all__ = ["EvalStats", "LocalData", "TrainConfig", "Trainer", "auc_from_histograms", "combine_eval"]
+__all__ = ["EvalStats", "LocalData", "TrainConfig", "Trainer", "auc_from_histograms", "combine_eval", "round_seed"]
 
 HIST_BINS = 100
 
@@ -126,6 +126,13 @@ def _check_hist(h: object, *, rows: int, n: int) -> np.ndarray:
     if (h < 0).any() or int(h.sum()) > n * rows:
         raise ValueError("score histograms do not match the example count")
     return h.astype(np.int64)
+
+
+def round_seed(seed: int, index: int, round: int) -> int:
+    """The local-training seed of client ``index`` (its position in the job) in ``round`` of a job seeded ``seed``."""
+    if index < 0:
+        raise ConfigError("client index must be >= 0")
+    return (seed * 1_000_003 + round * 1009 + index) % (1 << 63)
 
 
 def auc_from_histograms(pos: np.ndarray, neg: np.ndarray) -> float:
