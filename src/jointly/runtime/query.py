@@ -16,7 +16,6 @@ Stages: ``load`` (each side reads its table), ``query`` (the protocol).  The cli
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import secrets
 from pathlib import Path
@@ -202,8 +201,3 @@ def _publish_results(
     summary["results_file"] = RESULTS_FILE
     atomic_write_json(out / "query.json", {"ids_asked": len(ids), "found": hits, **extra})
     return summary | extra
-
-
-def query_fingerprint(spec: JobSpec) -> str:
-    """A short stable id of a query job's parameters (for logs)."""
-    return hashlib.sha256(json.dumps(spec.to_dict(), sort_keys=True).encode()).hexdigest()[:12]
