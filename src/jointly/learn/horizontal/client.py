@@ -11,7 +11,9 @@ clipped and carries this client's share of the Gaussian noise before it leaves. 
 
 from __future__ import annotations
 
+import dataclasses
 import math
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -23,7 +25,16 @@ from jointly.learn.horizontal.messages import Final, Moments, Reply, Start, Task
 from jointly.learn.horizontal.server import secagg_config
 from jointly.learn.horizontal.trainer import Trainer, round_seed
 from jointly.progress import NullProgress, Progress
-from jointly.protocols.secagg import contribute, prepare
+from jointly.protocols.secagg import (
+    ClientState,
+    accept_roster,
+    help_unmask,
+    mask,
+    prepare,
+    public_keys,
+    send_shares,
+    share_when_ready,
+)
 
 __all__ = ["ClientResult", "ClientSettings", "local_moments", "run_client"]
 
@@ -54,6 +65,43 @@ class ClientResult:
     rounds_run: int
     stop_reason: str
     moments: tuple[np.ndarray, np.ndarray] | None
+
+
+class _Background:
+    """Run ``fn(*args)`` on a daemon thread; :meth:`wait` joins it and re-raises what it raised."""
+
+    def __init__(self, fn: Callable[..., None], *args: object) -> None:
+        self._error: Exception | None = None
+        self._thread = threading.Thread(target=self._run, args=(fn, args), name="fl-secagg-share", daemon=True)
+        self._thread.start()
+
+    def _run(self, fn: Callable[..., None], args: tuple[object, ...]) -> None:
+        try:
+            fn(*args)
+        except Exception as exc:  # noqa: BLE001 - handed to the caller by wait()
+            self._error = exc
+
+    def wait(self) -> None:
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+
+
+def _keys_ahead(name: str, server: str, settings: ClientSettings) -> ClientState | None:
+    """Fresh secure-aggregation keys for our next round (their public halves travel in this round's reply)."""
+    if not settings.secagg:
+        return None
+    cfg = secagg_config(settings.secagg, clip=settings.secagg_clip, weighted=settings.weighted, timeout=1.0)
+    return ClientState(name=name, server=server, config=cfg)  # the next task's config replaces ``cfg``
+
+
+def _share_for(channel: Channel, state: ClientState, roster: object) -> None:
+    accept_roster(state, roster, stage=channel.namespace)
+    send_shares(channel, state)
+
+
+def _with_keys(reply: Reply, ahead: ClientState | None) -> Reply:
+    return reply if ahead is None else dataclasses.replace(reply, next_keys=list(public_keys(ahead)))
 
 
 def local_moments(x: np.ndarray) -> Moments:
@@ -96,6 +144,7 @@ def run_client(
     trained = 0
     stop = ""
     last = start.first_round - 1
+    ahead: ClientState | None = None
     for r in range(start.first_round, start.rounds + 1):
         ch = channel.sub(f"round-{r}")
         task = expect(ch.recv(server, "task"), Task, server)
@@ -107,11 +156,15 @@ def run_client(
         last = r
         progress.update("federated training", r - 1, start.rounds)
         weights = check_weights(task.weights, shapes, server)
+        keys_ahead, ahead = ahead, None  # keys sent ahead in the last reply serve this round or none
         if not task.train:
             stats = trainer.evaluate(weights).to_wire() if task.evaluate else None
-            ch.send(server, "reply", Reply(round=r, num_examples=0, weights=None, train_loss=math.nan, eval=stats))
+            ahead = _keys_ahead(channel.party, server, settings)
+            reply = Reply(round=r, num_examples=0, weights=None, train_loss=math.nan, eval=stats)
+            ch.send(server, "reply", _with_keys(reply, ahead))
             continue
-        secure = None
+        secure = sharing = None
+        sa = ch.sub("secagg")
         if task.secagg_threshold:  # keys and shares first: the aggregator relays them while we train
             if not settings.secagg or task.secagg_threshold < settings.secagg:
                 raise ProtocolViolation(
@@ -124,7 +177,16 @@ def run_client(
                 weighted=settings.weighted,
                 timeout=settings.round_timeout,
             )
-            secure = prepare(ch.sub("secagg"), server, config=cfg)
+            if task.secagg_roster is not None:  # made of the keys we sent ahead: our shares, on a thread
+                if keys_ahead is None:
+                    raise ProtocolViolation(f"{server!r} sent a roster for keys this client did not send ahead")
+                secure = dataclasses.replace(keys_ahead, config=cfg)
+                sharing = _Background(_share_for, sa, secure, task.secagg_roster)
+            else:  # keys now; the roster and our shares on a thread
+                secure = prepare(sa, server, config=cfg, share=False)
+                sharing = _Background(share_when_ready, sa, secure)
+        elif task.secagg_roster is not None:
+            raise ProtocolViolation(f"{server!r} sent a secure-aggregation roster for a plain round")
         stats = trainer.evaluate(weights).to_wire() if task.evaluate else None
         epochs = task.config.get("local_epochs")
         if not isinstance(epochs, int) or isinstance(epochs, bool) or not 1 <= epochs <= 1000:
@@ -141,12 +203,17 @@ def run_client(
             loss = math.nan  # the training loss is not privatised: under DP it stays with the client
         trained += 1
         if secure is not None:
-            ch.send(server, "reply", Reply(round=r, num_examples=0, weights=None, train_loss=loss, eval=stats))
+            if sharing is not None:
+                sharing.wait()
             delta = [
                 np.asarray(n, dtype=np.float64) - np.asarray(w, dtype=np.float64)
                 for n, w in zip(new, weights, strict=True)
             ]
-            contribute(ch.sub("secagg"), secure, delta, num_examples=trainer.data.num_train)
+            masked = mask(sa, secure, delta, num_examples=trainer.data.num_train)
+            ahead = _keys_ahead(channel.party, server, settings)
+            reply = Reply(round=r, num_examples=0, weights=None, train_loss=loss, eval=stats, masked=masked)
+            ch.send(server, "reply", _with_keys(reply, ahead))
+            help_unmask(sa, secure)
         else:
             if settings.secagg:
                 raise ProtocolViolation(f"{server!r} asked for a plain update in a job with secure aggregation")

@@ -9,6 +9,7 @@ import numpy as np
 
 from jointly.channel.codec import message
 from jointly.errors import ProtocolViolation
+from jointly.protocols.secagg import MaskedInput, Roster
 
 _M = TypeVar("_M")
 
@@ -42,6 +43,8 @@ class Task:
 
     ``stop``: training ended early (the privacy budget cannot pay for this round); no weights follow.
     ``secagg_threshold``: >0 if the update goes through secure aggregation with that threshold.
+    ``secagg_roster``: the secure aggregation's roster, made of the keys this client sent ahead in its
+    last reply (``next_keys``); None: the keys are exchanged in this round's own ``secagg`` stage.
     """
 
     round: int
@@ -51,6 +54,7 @@ class Task:
     config: dict[str, Any] = field(default_factory=dict)
     secagg_threshold: int = 0
     stop: str = ""
+    secagg_roster: Roster | None = None
 
 
 @message("jointly.fl.Reply")
@@ -62,6 +66,10 @@ class Reply:
     secure aggregation (then ``num_examples`` is 0 too: the count is inside the masked sum).
     ``eval``: statistics of the global model it received on the client's test rows (see
     :class:`~jointly.learn.horizontal.trainer.EvalStats`), or None.
+    ``masked``: under secure aggregation, the client's masked update (stage 3 of
+    :mod:`jointly.protocols.secagg`; uniformly distributed on its own).
+    ``next_keys``: under secure aggregation, two fresh X25519 public keys ``[c_pk, s_pk]`` for the
+    client's next round, so that round's roster can travel with its task.
     """
 
     round: int
@@ -69,6 +77,8 @@ class Reply:
     weights: list[np.ndarray] | None
     train_loss: float
     eval: dict[str, Any] | None
+    masked: MaskedInput | None = None
+    next_keys: list[bytes] | None = None
 
 
 @message("jointly.fl.Final")

@@ -49,7 +49,17 @@ from jointly.learn.horizontal.messages import Final, Moments, Reply, Start, Task
 from jointly.learn.horizontal.strategies.base import ClientUpdate, TooFewClients
 from jointly.learn.horizontal.trainer import EvalStats, combine_eval
 from jointly.progress import NullProgress, Progress, note
-from jointly.protocols.secagg import SecAggConfig, ServerState, close_round, open_round
+from jointly.protocols.secagg import (
+    AdvertiseKeys,
+    SecAggConfig,
+    SecAggResult,
+    ServerState,
+    accept_keys,
+    begin,
+    collect_keys,
+    finish_round,
+    relay_shares,
+)
 
 __all__ = ["Checkpoint", "FitResult", "RoundRecord", "ServerConfig", "run_server", "secagg_config"]
 
@@ -257,6 +267,8 @@ class _Server:
             rng=np.random.default_rng(config.seed),
         )
         self.stop_reason = ""
+        #: secure-aggregation public keys each client sent ahead (in its last reply) for its next round
+        self.keys_ahead: dict[str, list[bytes]] = {}
 
     # -- bookkeeping ------------------------------------------------------------------------
     def resume(self, round: int, weights: list[np.ndarray], state: dict[str, Any]) -> None:
@@ -351,11 +363,11 @@ class _Server:
         began = time.monotonic()
         traffic0 = self.ch.traffic()
         ch = self.ch.sub(f"round-{r}")
-        begin = getattr(self.strategy, "begin_round", None)
+        pay = getattr(self.strategy, "begin_round", None)
         epsilon: float | None = None
-        if begin is not None:
+        if pay is not None:
             try:
-                epsilon = float(begin(r))
+                epsilon = float(pay(r))
             except BudgetExhausted as exc:
                 self.stop_reason = f"privacy budget: {exc}"
                 for name in list(self.state.alive):
@@ -373,6 +385,20 @@ class _Server:
         config = dict(self.strategy.client_config(r))
         evaluate = (r - 1) % self.config.eval_every == 0
         weights = self.state.weights
+        secure: ServerState | None = None
+        roster = None
+        if self.config.secagg:
+            live = [c for c in sampled if c in self.state.alive]
+            if len(live) < threshold:
+                raise TooFewClients(r, len(live), threshold, "clients are left for secure aggregation")
+            secure = begin(self.ch.party, live, self.shapes, config=self._secagg(threshold))
+            if all(c in self.keys_ahead for c in live):  # the roster travels with the tasks
+                fingerprint = secure.config.fingerprint()
+                keys: dict[str, object] = {
+                    c: AdvertiseKeys(c_pk=k[0], s_pk=k[1], config=fingerprint) for c, k in self.keys_ahead.items()
+                }
+                roster = accept_keys(secure, keys, party=self.ch.party, stage=f"{ch.namespace}/secagg")
+        self.keys_ahead = {}  # keys serve one round only
         tasks = {
             name: Task(
                 round=r,
@@ -381,16 +407,15 @@ class _Server:
                 weights=weights,
                 config=config if name in sampled else {},
                 secagg_threshold=threshold if name in sampled else 0,
+                secagg_roster=roster if name in sampled else None,
             )
             for name in self.state.alive
         }
         self._send_all(ch, "task", tasks)
-        secure: ServerState | None = None
-        if self.config.secagg:  # keys and shares while the clients train (they need no input)
-            live = [c for c in sampled if c in self.state.alive]
-            if len(live) < threshold:
-                raise TooFewClients(r, len(live), threshold, "clients are left for secure aggregation")
-            secure = open_round(ch.sub("secagg"), live, self.shapes, config=self._secagg(threshold))
+        if secure is not None:  # keys (unless sent ahead) and shares while the clients train
+            if roster is None:
+                collect_keys(ch.sub("secagg"), secure)
+            relay_shares(ch.sub("secagg"), secure)
         deadline = time.monotonic() + self.config.round_timeout
         replies: dict[str, Reply] = {}
         evals: list[EvalStats] = []
@@ -406,13 +431,16 @@ class _Server:
                 evals.append(stats)
             if name in sampled:
                 replies[name] = reply
+            if self.config.secagg and reply.next_keys is not None:
+                self.keys_ahead[name] = _keys_from(reply.next_keys, name)
         if evals:
             self.state.history[-1].metrics = combine_eval(evals)
         record = RoundRecord(round=r, sampled=list(sampled), epsilon=epsilon)
         losses = [rep.train_loss for rep in replies.values() if math.isfinite(rep.train_loss)]
         record.train_loss = float(np.mean(losses)) if losses else None
         if secure is not None:
-            updates = self._secure(ch, r, secure, record)
+            inputs: dict[str, object] = {n: rep.masked for n, rep in replies.items() if rep.masked is not None}
+            updates = self._secure(ch, r, finish_round(ch.sub("secagg"), secure, inputs), record)
         else:
             updates = []
             for name, rep in replies.items():
@@ -440,8 +468,7 @@ class _Server:
             threshold, clip=self.config.secagg_clip, weighted=self.config.weighted, timeout=self.config.round_timeout
         )
 
-    def _secure(self, ch: Channel, r: int, secure: ServerState, record: RoundRecord) -> list[ClientUpdate]:
-        result = close_round(ch.sub("secagg"), secure)
+    def _secure(self, ch: Channel, r: int, result: SecAggResult, record: RoundRecord) -> list[ClientUpdate]:
         for name in result.dropped:
             if name in self.ch.dropped():
                 self._drop(name, self.ch.dropped()[name])
@@ -472,6 +499,13 @@ class _Server:
                 evals.append(stats)
         if evals:
             self.state.history[-1].metrics = combine_eval(evals)
+
+
+def _keys_from(value: object, sender: str) -> list[bytes]:
+    """The two X25519 public keys ``[c_pk, s_pk]`` a client sent ahead for its next round."""
+    if not (isinstance(value, list) and len(value) == 2 and all(isinstance(k, bytes) and len(k) == 32 for k in value)):
+        raise ProtocolViolation(f"{sender!r} sent malformed secure-aggregation keys ahead")
+    return list(value)
 
 
 def _count(value: object, sender: str) -> int:

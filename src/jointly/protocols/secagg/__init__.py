@@ -34,6 +34,9 @@ an explicit state dataclass, as in Flower's SecAgg+ workflow):
 Stages 1-2 need no input: :func:`prepare` / :func:`open_round` run them, and
 :func:`contribute` / :func:`close_round` run 3-4 once the input exists, so a
 federated-learning round hides their round trips behind the clients' training.
+A client waits for nothing before it computes its input: it sends its keys
+(``prepare(share=False)``), runs :func:`share_when_ready` (roster in, shares out)
+on a thread of its own, and the others' shares arrive meanwhile.
 
 Dropouts: clients that miss a stage deadline (``config.timeout``) are dropped;
 after stage 2 their pairwise masks are removed via shares.  If fewer than ``t``
@@ -55,22 +58,66 @@ per client and ``O(n * |U2 - U3|)`` on the server.
 
 from __future__ import annotations
 
-from jointly.protocols.secagg.client import ClientState, SecAggClientResult, contribute, prepare, run_secagg_client
-from jointly.protocols.secagg.common import SecAggConfig, SecAggResult, encode_update, vector_length
-from jointly.protocols.secagg.server import ServerState, close_round, open_round, run_secagg_server
+from jointly.protocols.secagg.client import (
+    ClientState,
+    SecAggClientResult,
+    accept_roster,
+    contribute,
+    help_unmask,
+    mask,
+    prepare,
+    public_keys,
+    run_secagg_client,
+    send_shares,
+    share_when_ready,
+)
+from jointly.protocols.secagg.common import (
+    AdvertiseKeys,
+    MaskedInput,
+    Roster,
+    SecAggConfig,
+    SecAggResult,
+    encode_update,
+    vector_length,
+)
+from jointly.protocols.secagg.server import (
+    ServerState,
+    accept_keys,
+    begin,
+    close_round,
+    collect_keys,
+    finish_round,
+    open_round,
+    relay_shares,
+    run_secagg_server,
+)
 
 __all__ = [
+    "AdvertiseKeys",
     "ClientState",
+    "MaskedInput",
+    "Roster",
     "SecAggClientResult",
     "SecAggConfig",
     "SecAggResult",
     "ServerState",
+    "accept_keys",
+    "accept_roster",
+    "begin",
     "close_round",
+    "collect_keys",
     "contribute",
     "encode_update",
+    "finish_round",
+    "help_unmask",
+    "mask",
     "open_round",
     "prepare",
+    "public_keys",
+    "relay_shares",
     "run_secagg_client",
     "run_secagg_server",
+    "send_shares",
+    "share_when_ready",
     "vector_length",
 ]

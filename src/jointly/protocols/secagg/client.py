@@ -70,9 +70,14 @@ def advertise_keys(channel: Channel, state: ClientState) -> None:
     receive_roster(channel, state)
 
 
+def public_keys(state: ClientState) -> tuple[bytes, bytes]:
+    """This client's two public keys ``(c_pk, s_pk)`` (a caller may carry them in a message of its own)."""
+    return state.c_key.public_key().public_bytes_raw(), state.s_key.public_key().public_bytes_raw()
+
+
 def send_keys(channel: Channel, state: ClientState) -> None:
     """Stage 1, first half: send both public keys (returns at once)."""
-    c_pk, s_pk = state.c_key.public_key().public_bytes_raw(), state.s_key.public_key().public_bytes_raw()
+    c_pk, s_pk = public_keys(state)
     msg = AdvertiseKeys(c_pk=c_pk, s_pk=s_pk, config=state.config.fingerprint())
     channel.sub("advertise").send(state.server, "keys", msg)
 
@@ -80,8 +85,16 @@ def send_keys(channel: Channel, state: ClientState) -> None:
 def receive_roster(channel: Channel, state: ClientState) -> None:
     """Stage 1, second half: receive and check the roster of the clients that advertised keys."""
     ch = channel.sub("advertise")
-    c_pk, s_pk = state.c_key.public_key().public_bytes_raw(), state.s_key.public_key().public_bytes_raw()
-    roster = expect(ch.recv(state.server, "roster", timeout=state.config.client_timeout), Roster, state.server)
+    roster = ch.recv(state.server, "roster", timeout=state.config.client_timeout)
+    accept_roster(state, roster, stage=ch.namespace)
+
+
+def accept_roster(state: ClientState, value: object, *, stage: str = "advertise") -> None:
+    """Check the roster (however it arrived): well formed, our keys unaltered, at least ``threshold`` clients."""
+    c_pk, s_pk = public_keys(state)
+    roster = expect(value, Roster, state.server)
+    if state.roster is not None:
+        raise ProtocolViolation("a second roster in one secure aggregation")
     if not (
         isinstance(roster.clients, list)
         and isinstance(roster.c_pks, list)
@@ -102,14 +115,20 @@ def receive_roster(channel: Channel, state: ClientState) -> None:
         raise ProtocolViolation("the roster altered this client's public keys")
     if not isinstance(roster.length, int) or roster.length < 1:
         raise ProtocolViolation("the roster has a bad vector length")
-    require(n, state.config.threshold, party=state.server, stage=ch.namespace, what="advertised keys")
+    require(n, state.config.threshold, party=state.server, stage=stage, what="advertised keys")
     state.config.check_capacity(n)
     state.roster = roster
     state.session = session_id(roster, state.config)
 
 
 def share_keys(channel: Channel, state: ClientState) -> None:
-    """Stage 2: Shamir-share the mask key and the self-mask seed, each share sealed for its recipient."""
+    """Stage 2: send our shares, then receive the others'."""
+    send_shares(channel, state)
+    receive_shares(channel, state)
+
+
+def send_shares(channel: Channel, state: ClientState) -> None:
+    """Stage 2, first half: Shamir-share the mask key and the self-mask seed, each share sealed for its recipient."""
     ch = channel.sub("share")
     roster = state.roster
     if roster is None:
@@ -126,6 +145,13 @@ def share_keys(channel: Channel, state: ClientState) -> None:
         sealed[v] = seal(key, state.own_shares[v].to_bytes(), session=state.session, sender=state.name, recipient=v)
     ch.send(state.server, "out", SealedShares(ciphertexts=sealed))
 
+
+def receive_shares(channel: Channel, state: ClientState) -> None:
+    """Stage 2, second half: open the shares the server relayed from the others; U2 = their senders and us."""
+    ch = channel.sub("share")
+    roster = state.roster
+    if roster is None or not state.own_shares:
+        raise ConfigError("stage out of order: send_shares first")
     bundle = expect(ch.recv(state.server, "in", timeout=state.config.client_timeout), SealedShares, state.server)
     me = state.index(state.name) + 1
     if not isinstance(bundle.ciphertexts, dict):
@@ -150,7 +176,11 @@ def share_keys(channel: Channel, state: ClientState) -> None:
 
 def masked_input(channel: Channel, state: ClientState, vector: np.ndarray) -> None:
     """Stage 3: send ``vector + PRG(b) + sum_v ±PRG(s_uv)`` over the ring; the server sees only this."""
-    ch = channel.sub("masked")
+    channel.sub("masked").send(state.server, "input", masked_message(state, vector))
+
+
+def masked_message(state: ClientState, vector: np.ndarray) -> MaskedInput:
+    """Stage 3's message (for a caller that carries it itself): the encoded ``vector`` under every mask."""
     roster = state.roster
     if roster is None or not state.sharers:
         raise ConfigError("stage out of order: share_keys first")
@@ -169,7 +199,7 @@ def masked_input(channel: Channel, state: ClientState, vector: np.ndarray) -> No
             y += mask
         else:
             y -= mask
-    ch.send(state.server, "input", MaskedInput(vector=y))
+    return MaskedInput(vector=y)
 
 
 def unmask(channel: Channel, state: ClientState) -> None:
@@ -203,29 +233,49 @@ class SecAggClientResult:
 
 
 def prepare(channel: Channel, server: str, *, config: SecAggConfig, share: bool = True) -> ClientState:
-    """Stage 1 (and 2 unless ``share=False``): they need no input, so run them before the update exists.
+    """Stage 1 and the sending half of stage 2: they need no input, so run them before the update exists.
 
     Sending the keys returns at once; the roster (and so stage 2) waits for every client's keys.  A
-    client that computes its input meanwhile can send its keys only (``share=False``) and call
-    :func:`contribute` later, which then takes the roster and shares before masking.
+    client that computes its input meanwhile can send its keys only (``share=False``) and run
+    :func:`share_when_ready` on a thread of its own while it computes; :func:`contribute` finishes
+    whatever stages are still open before it masks.
     """
     state = ClientState(name=channel.party, server=server, config=config)
     send_keys(channel, state)
     if share:
-        receive_roster(channel, state)
-        share_keys(channel, state)
+        share_when_ready(channel, state)
     return state
+
+
+def share_when_ready(channel: Channel, state: ClientState) -> None:
+    """Wait for the roster, then seal and send our shares (the others' arrive while we compute our input)."""
+    receive_roster(channel, state)
+    send_shares(channel, state)
 
 
 def contribute(
     channel: Channel, state: ClientState, update: Sequence[np.ndarray], *, num_examples: int
 ) -> SecAggClientResult:
-    """Stages 3-4 (and 2 first, if :func:`prepare` skipped it): send the masked ``update``, then help unmask."""
+    """Stages 3-4, after whatever of 1-2 :func:`prepare` left open: send the masked ``update``, then help unmask."""
+    channel.sub("masked").send(state.server, "input", mask(channel, state, update, num_examples=num_examples))
+    return help_unmask(channel, state)
+
+
+def mask(channel: Channel, state: ClientState, update: Sequence[np.ndarray], *, num_examples: int) -> MaskedInput:
+    """Finish stages 1-2 if still open, then stage 3's message, for a caller that carries it to the server
+    itself (it must arrive where the server's :func:`~jointly.protocols.secagg.server.accept_masked` reads it);
+    then call :func:`help_unmask`."""
     if state.roster is None:
         receive_roster(channel, state)
+    if not state.own_shares:
+        send_shares(channel, state)
     if not state.sharers:
-        share_keys(channel, state)
-    masked_input(channel, state, encode_update(update, num_examples=num_examples, config=state.config))
+        receive_shares(channel, state)
+    return masked_message(state, encode_update(update, num_examples=num_examples, config=state.config))
+
+
+def help_unmask(channel: Channel, state: ClientState) -> SecAggClientResult:
+    """Stage 4: the server's unmasking request, answered; who contributed and who dropped."""
     unmask(channel, state)
     return SecAggClientResult(survivors=state.survivors, dropped=state.dropped)
 

@@ -227,9 +227,12 @@ def prg(seed: bytes, length: int, dtype: np.dtype) -> np.ndarray:
     """``length`` pseudo-random ring elements: the AES-256-CTR keystream of ``seed`` (zero IV), little-endian."""
     if len(seed) != KEY_BYTES:
         raise ProtocolViolation("a mask seed must be 32 bytes")
+    size = length * dtype.itemsize
+    buf = bytearray(size + 15)  # zeros, encrypted in place (OpenSSL allows exactly aliased buffers)
     encryptor = Cipher(algorithms.AES(seed), modes.CTR(bytes(16))).encryptor()
-    stream = encryptor.update(bytes(length * dtype.itemsize)) + encryptor.finalize()
-    return np.frombuffer(stream, dtype=dtype.newbyteorder("<")).astype(dtype)
+    encryptor.update_into(memoryview(buf)[:size], buf)
+    encryptor.finalize()
+    return np.frombuffer(buf, dtype=dtype.newbyteorder("<"), count=length).astype(dtype, copy=False)
 
 
 def session_id(roster: Roster, config: SecAggConfig) -> bytes:

@@ -7,8 +7,10 @@ exactly the secrets needed to remove the masks from the sum.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -73,18 +75,37 @@ def _gather(ch: Channel, tag: str, frm: Sequence[str], timeout: float) -> dict[s
 
 
 def _send_each(ch: Channel, tag: str, values: dict[str, object]) -> None:
-    """Send each client its value; a client known to have dropped out is skipped (later stages notice)."""
-    for name, value in values.items():
-        try:
-            ch.send(name, tag, value)
-        except PeerDropped:
-            continue
+    """Send each client its value, concurrently (every send waits for the receiver's acknowledgement);
+    a client known to have dropped out is skipped (later stages notice)."""
+
+    def send(item: tuple[str, object]) -> None:
+        with contextlib.suppress(PeerDropped):
+            ch.send(item[0], tag, item[1])
+
+    if len(values) <= 1:
+        for item in values.items():
+            send(item)
+        return
+    with ThreadPoolExecutor(max_workers=min(8, len(values)), thread_name_prefix="secagg-send") as pool:
+        for future in [pool.submit(send, item) for item in values.items()]:
+            future.result()
 
 
 def collect_keys(channel: Channel, state: ServerState) -> None:
     """Stage 1: gather public keys (U1) and broadcast the roster to U1."""
     ch = channel.sub("advertise")
     got = _gather(ch, "keys", state.clients, state.config.timeout)
+    accept_keys(state, got, stage=ch.namespace, party=ch.party)
+    assert state.roster is not None
+    _send_each(ch, "roster", dict.fromkeys(state.roster.clients, state.roster))
+
+
+def accept_keys(state: ServerState, got: dict[str, object], *, party: str, stage: str = "advertise") -> Roster:
+    """Stage 1 on keys however they arrived (``AdvertiseKeys`` by client): U1 and the roster, which the caller
+    delivers to U1 unless :func:`collect_keys` does.  Only clients of this round count; job order is kept."""
+    if state.roster is not None:
+        raise ConfigError("stage out of order: the roster is already made")
+    got = {c: got[c] for c in state.clients if c in got}
     fingerprint = state.config.fingerprint()
     clients: list[str] = []
     c_pks: list[bytes] = []
@@ -99,11 +120,11 @@ def collect_keys(channel: Channel, state: ServerState) -> None:
         clients.append(name)
         c_pks.append(msg.c_pk)
         s_pks.append(msg.s_pk)
-    require(len(clients), state.config.threshold, party=ch.party, stage=ch.namespace, what="advertised keys")
+    require(len(clients), state.config.threshold, party=party, stage=stage, what="advertised keys")
     state.config.check_capacity(len(clients))
     state.roster = Roster(clients=clients, c_pks=c_pks, s_pks=s_pks, length=state.length)
     state.session = session_id(state.roster, state.config)
-    _send_each(ch, "roster", dict.fromkeys(clients, state.roster))
+    return state.roster
 
 
 def relay_shares(channel: Channel, state: ServerState) -> None:
@@ -132,6 +153,14 @@ def collect_masked(channel: Channel, state: ServerState) -> None:
     """Stage 3: add up the masked inputs of U2; U3 = who sent one."""
     ch = channel.sub("masked")
     got = _gather(ch, "input", state.sharers, state.config.timeout)
+    accept_masked(state, got, stage=ch.namespace, party=ch.party)
+
+
+def accept_masked(state: ServerState, got: dict[str, object], *, party: str, stage: str = "masked") -> None:
+    """Stage 3 on masked inputs however they arrived (``MaskedInput`` by client); U3 = the sharers among them."""
+    if not state.sharers or state.masked_sum is not None:
+        raise ConfigError("stage out of order: relay_shares first, and masked inputs once")
+    got = {c: got[c] for c in state.sharers if c in got}
     total = np.zeros(state.length, dtype=state.config.dtype)
     for name, value in got.items():
         vec = expect(value, MaskedInput, name).vector
@@ -139,7 +168,7 @@ def collect_masked(channel: Channel, state: ServerState) -> None:
             raise ProtocolViolation(f"{name!r} sent a masked input of the wrong type or length")
         total += vec
     state.survivors = tuple(c for c in state.sharers if c in got)
-    require(len(state.survivors), state.config.threshold, party=ch.party, stage=ch.namespace, what="sent inputs")
+    require(len(state.survivors), state.config.threshold, party=party, stage=stage, what="sent inputs")
     state.masked_sum = total
 
 
@@ -207,18 +236,23 @@ def unmask(channel: Channel, state: ServerState) -> SecAggResult:
     return state.result
 
 
-def open_round(
-    channel: Channel, clients: Sequence[str], shapes: Sequence[Sequence[int]], *, config: SecAggConfig
-) -> ServerState:
-    """Stages 1-2 (keys, shares): they need no input, so run them while the clients compute theirs."""
+def begin(server: str, clients: Sequence[str], shapes: Sequence[Sequence[int]], *, config: SecAggConfig) -> ServerState:
+    """A new aggregation of ``clients``' arrays of ``shapes`` (checks only; nothing is sent)."""
     names = tuple(clients)
-    if len(set(names)) != len(names) or channel.party in names:
+    if len(set(names)) != len(names) or server in names:
         raise ConfigError("clients must be distinct and must not include the server")
     dims = tuple(tuple(int(d) for d in s) for s in shapes)
     if any(d < 0 for s in dims for d in s):
         raise ConfigError("array shapes must be non-negative")
     config.check_capacity(len(names))
-    state = ServerState(clients=names, shapes=dims, config=config)
+    return ServerState(clients=names, shapes=dims, config=config)
+
+
+def open_round(
+    channel: Channel, clients: Sequence[str], shapes: Sequence[Sequence[int]], *, config: SecAggConfig
+) -> ServerState:
+    """Stages 1-2 (keys, shares): they need no input, so run them while the clients compute theirs."""
+    state = begin(channel.party, clients, shapes, config=config)
     collect_keys(channel, state)
     relay_shares(channel, state)
     return state
@@ -227,6 +261,13 @@ def open_round(
 def close_round(channel: Channel, state: ServerState) -> SecAggResult:
     """Stages 3-4 (masked inputs, unmasking): the sum of the survivors' inputs."""
     collect_masked(channel, state)
+    return unmask(channel, state)
+
+
+def finish_round(channel: Channel, state: ServerState, inputs: dict[str, object]) -> SecAggResult:
+    """Stages 3-4 when the masked inputs (``MaskedInput`` by client) arrived inside the caller's messages."""
+    ch = channel.sub("masked")
+    accept_masked(state, inputs, party=ch.party, stage=ch.namespace)
     return unmask(channel, state)
 
 

@@ -264,3 +264,22 @@ def test_split_entry_points_keys_before_the_input_exists_give_the_same_sum(share
     want = [sum(5 * updates[c][k].astype(np.float64) for c in clients) for k in range(len(SHAPES))]
     for got, expected in zip(result.sum, want, strict=True):
         np.testing.assert_allclose(got, expected, atol=1e-3)
+
+
+@pytest.mark.parametrize("dtype", [np.uint64, np.uint32])
+@pytest.mark.parametrize("length", [0, 1, 7, 1000])
+def test_masks_are_the_aes_ctr_keystream_of_the_seed(dtype: type, length: int) -> None:
+    from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+
+    from jointly.protocols.secagg.common import prg
+
+    seed = bytes(range(32))
+    enc = Cipher(algorithms.AES(seed), modes.CTR(bytes(16))).encryptor()
+    stream = enc.update(bytes(length * np.dtype(dtype).itemsize)) + enc.finalize()
+    expected = np.frombuffer(stream, dtype=np.dtype(dtype).newbyteorder("<")).astype(dtype)
+    got = prg(seed, length, np.dtype(dtype))
+    assert got.dtype == dtype and got.shape == (length,)
+    np.testing.assert_array_equal(got, expected)
+    got += 1  # a fresh array the caller may change in place
+    np.testing.assert_array_equal(prg(seed, length, np.dtype(dtype)), expected)
+    assert length < 2 or not np.array_equal(prg(bytes(32), length, np.dtype(dtype)), expected)
