@@ -18,7 +18,11 @@ Stages (each a channel namespace, so the ledger and error messages name them):
     4. plain: the strategy aggregates the individual updates.  Secure aggregation
        (:mod:`jointly.protocols.secagg`, sub-stage ``secagg``): the aggregator gets only the sum
        of the survivors' example-weighted model *deltas* and the total example count, and hands
-       their mean to the strategy as one pre-aggregated update;
+       their mean to the strategy as one pre-aggregated update.  Its messages ride on the round's
+       own where they can: each reply carries the client's masked update and fresh public keys
+       for its next round, so the next task carries that round's roster (the first round, and one
+       whose sampled clients did not all send keys ahead, exchange keys in the ``secagg`` stage);
+       clients send their sealed shares while they train, and the aggregator relays them;
     5. the round is checkpointed (weights, strategy and DP state, sampler state, history) so a
        crashed aggregator can resume after the last finished round.
 ``final``

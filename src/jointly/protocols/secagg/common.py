@@ -194,16 +194,21 @@ def encode_update(update: Sequence[np.ndarray], *, num_examples: int, config: Se
         raise ConfigError(f"num_examples must be an integer, got {num_examples!r}")
     if not 1 <= num_examples <= config.max_examples:
         raise ConfigError(f"num_examples must be in [1, {config.max_examples}], got {num_examples}")
-    parts = [np.asarray(a, dtype=np.float64).reshape(-1) for a in update]
-    flat = np.concatenate(parts) if parts else np.zeros(0)
+    parts = [np.asarray(a).reshape(-1) for a in update]
+    if any(p.dtype.kind not in "fiub" for p in parts):
+        raise DataError("update", "holds non-numeric arrays")
+    flat = np.concatenate(parts).astype(np.float64, copy=False) if parts else np.zeros(0)  # a fresh array
     if not np.isfinite(flat).all():
         raise DataError("update", "contains NaN or infinite values")
-    clipped = np.clip(flat, -config.clip, config.clip)
-    if config.weighted:
-        clipped = clipped * num_examples
-    ints = np.rint(np.ldexp(clipped, config.frac_bits)).astype(np.int64)
-    ints = np.append(ints, np.int64(num_examples))
-    return ints.astype(config.dtype)  # two's complement: wraps negatives modulo 2**modulus_bits
+    np.clip(flat, -config.clip, config.clip, out=flat)
+    flat *= math.ldexp(num_examples if config.weighted else 1, config.frac_bits)  # exact: times 2**frac_bits
+    np.rint(flat, out=flat)
+    ints = np.empty(flat.size + 1, dtype=np.int64)
+    ints[:-1] = flat
+    ints[-1] = num_examples
+    if config.modulus_bits == 64:
+        return ints.view(np.uint64)  # two's complement: negatives wrap modulo 2**64
+    return ints.astype(config.dtype)  # modulo 2**32
 
 
 def decode_sum(

@@ -22,7 +22,7 @@ from jointly.dp.accountant import RdpAccountant
 from jointly.dp.budget import PrivacyBudget
 from jointly.learn.horizontal.client import ClientSettings, run_client
 from jointly.learn.horizontal.dp import DpServerFixedClipping
-from jointly.learn.horizontal.messages import Reply
+from jointly.learn.horizontal.messages import Reply, Task
 from jointly.learn.horizontal.models import ModelSpec, build_model, get_weights, set_weights
 from jointly.learn.horizontal.server import Checkpoint, FitResult, ServerConfig, run_server
 from jointly.learn.horizontal.strategies import FedAvg, Krum, Median, Sampling, Strategy
@@ -152,6 +152,64 @@ def test_secure_aggregation_gives_the_plain_model_and_hides_every_update() -> No
             big = max(model, key=lambda w: w.size)
             assert all(big.tobytes()[:64] not in data for data in to_hub)
     assert secure.history[-1].contributed == ["c0", "c1", "c2", "c3"]
+    # keys are exchanged in round 1's own stage; later rounds' rosters come with their tasks, made of
+    # the keys each client sent ahead in its previous reply
+    tags = {tag for _src, _dst, tag, _data in hub.log}
+    assert any(t.startswith("round-1/secagg/advertise/") for t in tags)
+    assert not any(t.startswith(("round-2/secagg/advertise/", "round-3/secagg/advertise/")) for t in tags)
+    for r in (2, 3):
+        tasks = [decode(d) for _s, _d, tag, d in hub.log if tag == f"round-{r}/task"]
+        replies = [decode(d) for _s, _d, tag, d in hub.log if tag == f"round-{r - 1}/reply"]
+        assert len(tasks) == 4 and all(isinstance(t, Task) and t.secagg_roster is not None for t in tasks)
+        ahead = sorted(k for rep in replies for k in rep.next_keys)
+        assert sorted(tasks[0].secagg_roster.c_pks + tasks[0].secagg_roster.s_pks) == ahead
+
+
+def test_secure_aggregation_with_sampled_clients_sends_keys_ahead_for_every_client() -> None:
+    parts = breast(5)
+    strategy = FedAvg(sampling=Sampling(fraction=0.6, min_clients=3))
+    plain, _, _ = train_federated(parts, FedAvg(sampling=Sampling(fraction=0.6, min_clients=3)), ServerConfig(rounds=4))
+    secure, hub, _ = train_federated(parts, strategy, ServerConfig(rounds=4, secagg=2))
+    for a, b in zip(plain.weights, secure.weights, strict=True):
+        np.testing.assert_allclose(a, b, atol=1e-3)
+    assert [r.sampled for r in secure.history[1:]] == [r.sampled for r in plain.history[1:]]
+    for r in range(2, 5):  # clients left out of a round still send keys (with their evaluation) for the next
+        tasks = {dst: decode(d) for _s, dst, tag, d in hub.log if tag == f"round-{r}/task"}
+        sampled = secure.history[r].sampled
+        assert {c for c, t in tasks.items() if t.secagg_roster is not None} == set(sampled)
+        assert tasks[sampled[0]].secagg_roster.clients == sampled
+
+
+def test_a_client_refuses_a_roster_for_keys_it_did_not_send_ahead() -> None:
+    from jointly.errors import ProtocolViolation
+    from jointly.learn.horizontal.messages import Start
+    from jointly.protocols.secagg import Roster
+
+    parts = breast(1)
+    hub = MemoryHub(["hub", "c0"])
+    roster = Roster(
+        clients=["c0", "c1"], c_pks=[bytes(32), bytes([1]) * 32], s_pks=[bytes([2]) * 32, bytes([3]) * 32], length=2
+    )
+
+    def server(ch: Any) -> None:
+        ch.sub("start").send("c0", "plan", Start(first_round=1, rounds=1))
+        task = Task(
+            round=1,
+            train=True,
+            evaluate=False,
+            weights=initial(),
+            config={"local_epochs": 1},
+            secagg_threshold=2,
+            secagg_roster=roster,
+        )
+        ch.sub("round-1").send("c0", "task", task)
+
+    def client(ch: Any) -> Any:
+        trainer = Trainer(build_model(SPEC), parts[0], TrainConfig(batch_size=1000, lr=0.5), num_classes=1)
+        return run_client(ch, "hub", trainer, ClientSettings(secagg=2))
+
+    with pytest.raises(ProtocolViolation, match="did not send ahead"):
+        hub.run({"hub": server, "c0": client}, timeout=60)
 
 
 def test_a_client_that_stops_answering_is_dropped_and_training_goes_on() -> None:

@@ -283,3 +283,16 @@ def test_masks_are_the_aes_ctr_keystream_of_the_seed(dtype: type, length: int) -
     got += 1  # a fresh array the caller may change in place
     np.testing.assert_array_equal(prg(seed, length, np.dtype(dtype)), expected)
     assert length < 2 or not np.array_equal(prg(bytes(32), length, np.dtype(dtype)), expected)
+
+
+@pytest.mark.parametrize("bits", [32, 64])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_encoding_is_clipped_weighted_fixed_point_with_the_count_last(bits: int, weighted: bool) -> None:
+    cfg = SecAggConfig(threshold=2, clip=2.0, frac_bits=8, modulus_bits=bits, max_examples=1000, weighted=weighted)
+    rng = np.random.default_rng(3)
+    update = [rng.normal(0, 1.5, (3, 4)).astype(np.float32), np.array([-5.0, 5.0, 0.123456789, -0.001]), np.arange(3)]
+    got = encode_update(update, num_examples=7, config=cfg)
+    flat = np.concatenate([np.asarray(a, dtype=np.float64).reshape(-1) for a in update])
+    weight = 7 if weighted else 1
+    expected = [round(float(min(max(x, -2.0), 2.0)) * weight * 256) % 2**bits for x in flat] + [7]
+    assert got.dtype == np.dtype(f"uint{bits}") and got.tolist() == expected
