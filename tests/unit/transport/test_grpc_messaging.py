@@ -202,16 +202,3 @@ def test_a_200_mb_message_round_trips(make_server: ServerFactory) -> None:
     got = receiver.recv_bytes("bank", "huge", 30)
     assert len(got) == len(payload) and got == payload
     assert receiver.stats["bytes_received"] == len(payload)
-
-
-def test_messages_on_either_side_of_the_chunk_size_arrive_intact(make_server: ServerFactory) -> None:
-    bank, telco = make_server("bank"), make_server("telco")
-    bank.chunk_bytes = 1000
-    sender = bank.open_job("j1", JOB)
-    receiver = telco.open_job("j1", JOB)
-    sizes = [0, 1, 999, 1000, 1001, 4567]  # up to one chunk: one unary SendOne call; longer: a Send stream
-    for size in sizes:
-        sender.send_bytes("telco", f"m{size}", bytes([size % 251]) * size)
-    for size in sizes:
-        assert receiver.recv_bytes("bank", f"m{size}", 5) == bytes([size % 251]) * size
-    assert receiver.stats["bytes_received"] == sum(sizes) and receiver.stats["messages_received"] == len(sizes)
