@@ -202,3 +202,21 @@ def test_a_200_mb_message_round_trips(make_server: ServerFactory) -> None:
     got = receiver.recv_bytes("bank", "huge", 30)
     assert len(got) == len(payload) and got == payload
     assert receiver.stats["bytes_received"] == len(payload)
+
+
+def test_the_message_hook_records_a_delivery_before_the_receiver_can_take_it(make_server: ServerFactory) -> None:
+    """A party's record of what it received is complete when its protocol returns (the ledger is written then)."""
+    bank, telco = make_server("bank"), make_server("telco")
+    sender = bank.open_job("j1", JOB)
+    receiver = telco.open_job("j1", JOB)
+    recorded: list[str] = []
+
+    def slow_hook(direction: str, peer: str, tag: str, data: bytes) -> None:
+        if direction == "received":
+            time.sleep(0.3)  # e.g. hashing a large message on a busy machine
+            recorded.append(tag)
+
+    receiver.on_message = slow_hook
+    threading.Thread(target=sender.send_bytes, args=("telco", "last", b"x" * 100), daemon=True).start()
+    assert receiver.recv_bytes("bank", "last", 10) == b"x" * 100
+    assert recorded == ["last"]

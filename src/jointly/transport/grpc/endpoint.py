@@ -78,6 +78,7 @@ class GrpcEndpoint(Endpoint):
         self.peer_dead_after = peer_dead_after
         self.chunk_bytes = chunk_bytes
         #: called as ``(direction, peer, tag, data)`` for every message sent (after the ack) or delivered
+        #: (before the receiver can take it)
         self.on_message: MessageHook | None = None
         self._links = links
         self._on_close = on_close
@@ -282,19 +283,26 @@ class GrpcEndpoint(Endpoint):
             return (src, tag) in self._seen
 
     def deliver(self, src: str, tag: str, data: bytes) -> str:
-        """Called by the server for a complete message from ``src``: DELIVERED, DUPLICATE or CLOSED."""
+        """Called by the server for a complete message from ``src``: DELIVERED, DUPLICATE or CLOSED.
+
+        The message hook sees the message before a receiver can take it: when the protocol returns,
+        the record of what this party received is complete (the node writes it to the ledger next).
+        """
         with self._cond:
             if self._final is not None:
                 return CLOSED
             if (src, tag) in self._seen:
                 return DUPLICATE
             self._seen.add((src, tag))
+        self._notify("received", src, tag, data)  # outside the lock: hashing a large message blocks nobody
+        with self._cond:
+            if self._final is not None:
+                return CLOSED
             self._box[(src, tag)] = data
             self._stats["bytes_received"] += len(data)
             self._stats["messages_received"] += 1
             self._alive[src] = time.monotonic()
             self._cond.notify_all()
-        self._notify("received", src, tag, data)
         return DELIVERED
 
     def _notify(self, direction: str, peer: str, tag: str, data: bytes) -> None:
