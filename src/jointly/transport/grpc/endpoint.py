@@ -296,7 +296,7 @@ class GrpcEndpoint(Endpoint):
             self._seen.add((src, tag))
         self._notify("received", src, tag, data)  # outside the lock: hashing a large message blocks nobody
         with self._cond:
-            if self._final is not None:
+            if self.closed:  # meanwhile (the condition's lock is re-entrant)
                 return CLOSED
             self._box[(src, tag)] = data
             self._stats["bytes_received"] += len(data)
