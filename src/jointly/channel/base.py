@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 
 from jointly.channel.codec import DEFAULT_MAX_MESSAGE_BYTES, decode, encode
 from jointly.errors import ConfigError
@@ -181,6 +182,36 @@ class Channel:
         full = self._tag(tag)
         for name in targets:
             self._endpoint.send_bytes(name, full, data)
+
+    def send_each(
+        self, tag: str, values: Mapping[str, object], *, tolerate: tuple[type[Exception], ...] = ()
+    ) -> dict[str, Exception]:
+        """Send each party its value, concurrently: every send waits for the receiver's acknowledgement,
+        so one slow or large delivery does not hold up the others.  A value shared by several parties is
+        encoded once.  Sends that raise one of ``tolerate`` are returned by party; other errors propagate."""
+        for name in values:
+            self._check_party(name)
+        encoded: dict[int, bytes] = {}
+        for value in values.values():
+            if id(value) not in encoded:
+                encoded[id(value)] = encode(value, max_bytes=self._endpoint.max_message_bytes)
+        full = self._tag(tag)
+        failed: dict[str, Exception] = {}
+
+        def send(name: str, value: object) -> None:
+            try:
+                self._endpoint.send_bytes(name, full, encoded[id(value)])
+            except tolerate as exc:
+                failed[name] = exc
+
+        if len(values) <= 1:
+            for name, value in values.items():
+                send(name, value)
+            return failed
+        with ThreadPoolExecutor(max_workers=min(8, len(values)), thread_name_prefix="channel-send") as pool:
+            for future in [pool.submit(send, name, value) for name, value in values.items()]:
+                future.result()
+        return failed
 
     def gather(self, tag: str, *, frm: Iterable[str] | None = None, timeout: float | None = None) -> dict[str, object]:
         """Receive one value under ``tag`` from every peer (or from ``frm``)."""

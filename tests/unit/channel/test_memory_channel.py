@@ -140,3 +140,27 @@ def test_a_view_among_some_parties_runs_a_sub_protocol_between_them() -> None:
     out = hub.run({"guest": data_party, "host": data_party, "arbiter": arbiter})
     assert out == {"guest": {"host": "host"}, "host": {"guest": "guest"}, "arbiter": ()}
     assert {(src, dst) for src, dst, _tag, _data in hub.log} == {("guest", "host"), ("host", "guest")}
+
+
+def test_send_each_delivers_every_value_and_returns_the_tolerated_failures() -> None:
+    hub = MemoryHub(["a", "b", "c", "d"])
+    shared = {"model": np.arange(4.0)}
+
+    def a(ch: Channel) -> object:
+        ch.send("d", "t", "first")  # a second message under "t" to d is refused (a tag is used once)
+        failed = ch.send_each("t", {"b": shared, "c": shared, "d": "again"}, tolerate=(ConfigError,))
+        with pytest.raises(ConfigError):
+            ch.send_each("u", {"b": 1, "zed": 2})  # an unknown party: nothing is sent
+        with pytest.raises(ConfigError):
+            ch.send_each("t", {"b": 3})  # not tolerated: raised
+        return sorted(failed), type(failed["d"]).__name__
+
+    def receive(ch: Channel) -> object:
+        return ch.recv("a", "t")
+
+    out = hub.run({"a": a, "b": receive, "c": receive, "d": receive})
+    assert out["a"] == (["d"], "ConfigError")
+    np.testing.assert_array_equal(out["b"]["model"], shared["model"])
+    np.testing.assert_array_equal(out["c"]["model"], shared["model"])
+    assert out["d"] == "first"
+    assert [tag for _s, dst, tag, _b in hub.log if dst in "bc"] == ["t", "t"]

@@ -40,7 +40,6 @@ import json
 import math
 import time
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -312,13 +311,9 @@ class _Server:
             return False
 
     def _send_all(self, ch: Channel, tag: str, values: Mapping[str, object]) -> None:
-        """Send each client its value concurrently: one slow or large delivery does not hold up the others."""
-        if len(values) <= 1:
-            for name, value in values.items():
-                self._send(ch, name, tag, value)
-            return
-        with ThreadPoolExecutor(max_workers=min(8, len(values)), thread_name_prefix="fl-send") as pool:
-            list(pool.map(lambda item: self._send(ch, item[0], tag, item[1]), values.items()))
+        """Send each client its value concurrently; a client whose delivery fails is dropped."""
+        for name, exc in ch.send_each(tag, values, tolerate=(PeerDropped, TransportError)).items():
+            self._drop(name, str(exc))
 
     def _recv(self, ch: Channel, name: str, tag: str, deadline: float) -> object | None:
         try:

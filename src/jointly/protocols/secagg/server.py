@@ -7,10 +7,8 @@ exactly the secrets needed to remove the masks from the sum.
 
 from __future__ import annotations
 
-import contextlib
 import time
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -75,29 +73,16 @@ def _gather(ch: Channel, tag: str, frm: Sequence[str], timeout: float) -> dict[s
 
 
 def _send_each(ch: Channel, tag: str, values: dict[str, object]) -> None:
-    """Send each client its value, concurrently (every send waits for the receiver's acknowledgement);
-    a client known to have dropped out is skipped (later stages notice)."""
-
-    def send(item: tuple[str, object]) -> None:
-        with contextlib.suppress(PeerDropped):
-            ch.send(item[0], tag, item[1])
-
-    if len(values) <= 1:
-        for item in values.items():
-            send(item)
-        return
-    with ThreadPoolExecutor(max_workers=min(8, len(values)), thread_name_prefix="secagg-send") as pool:
-        for future in [pool.submit(send, item) for item in values.items()]:
-            future.result()
+    """Send each client its value, concurrently; a client known to have dropped out is skipped (later stages notice)."""
+    ch.send_each(tag, values, tolerate=(PeerDropped,))
 
 
 def collect_keys(channel: Channel, state: ServerState) -> None:
     """Stage 1: gather public keys (U1) and broadcast the roster to U1."""
     ch = channel.sub("advertise")
     got = _gather(ch, "keys", state.clients, state.config.timeout)
-    accept_keys(state, got, stage=ch.namespace, party=ch.party)
-    assert state.roster is not None
-    _send_each(ch, "roster", dict.fromkeys(state.roster.clients, state.roster))
+    roster = accept_keys(state, got, stage=ch.namespace, party=ch.party)
+    _send_each(ch, "roster", dict.fromkeys(roster.clients, roster))
 
 
 def accept_keys(state: ServerState, got: dict[str, object], *, party: str, stage: str = "advertise") -> Roster:
