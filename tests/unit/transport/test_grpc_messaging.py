@@ -220,3 +220,16 @@ def test_the_message_hook_records_a_delivery_before_the_receiver_can_take_it(mak
     threading.Thread(target=sender.send_bytes, args=("telco", "last", b"x" * 100), daemon=True).start()
     assert receiver.recv_bytes("bank", "last", 10) == b"x" * 100
     assert recorded == ["last"]
+
+
+def test_messages_on_either_side_of_the_chunk_size_arrive_intact(make_server: ServerFactory) -> None:
+    bank, telco = make_server("bank"), make_server("telco")
+    bank.chunk_bytes = 1000
+    sender = bank.open_job("j1", JOB)
+    receiver = telco.open_job("j1", JOB)
+    sizes = [0, 1, 999, 1000, 1001, 4567]  # up to one chunk: one unary SendOne call; longer: a Send stream
+    for size in sizes:
+        sender.send_bytes("telco", f"m{size}", bytes([size % 251]) * size)
+    for size in sizes:
+        assert receiver.recv_bytes("bank", f"m{size}", 5) == bytes([size % 251]) * size
+    assert receiver.stats["bytes_received"] == sum(sizes) and receiver.stats["messages_received"] == len(sizes)

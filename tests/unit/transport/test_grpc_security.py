@@ -13,7 +13,18 @@ from jointly.config.federation import Federation, init_federation
 from jointly.errors import AuthenticationError, PeerTimeout, ProtocolAborted
 from jointly.transport.grpc import ControlClient
 from jointly.transport.grpc.client import PeerLink
-from jointly.transport.grpc.envelope import SEND_METHOD, Ack, Chunk, Heartbeat, JobState, SendHeader, deserializer, pack
+from jointly.transport.grpc.envelope import (
+    SEND_METHOD,
+    SEND_ONE_METHOD,
+    Ack,
+    Chunk,
+    Heartbeat,
+    JobState,
+    SendHeader,
+    WholeMessage,
+    deserializer,
+    pack,
+)
 from tests.unit.transport.conftest import ServerFactory
 
 JOB = ("bank", "telco")
@@ -128,3 +139,43 @@ def test_spoofed_sender_in_the_envelope_is_refused_and_logged(
     with pytest.raises(PeerTimeout):
         receiver.recv_bytes("bank", "t", 0.2)
     assert receiver.stats["messages_received"] == 0
+
+
+def test_single_frame_messages_get_the_same_checks_as_streamed_ones(
+    make_server: ServerFactory, federation: Federation, caplog: pytest.LogCaptureFixture
+) -> None:
+    """``SendOne`` (a message in one unary call) refuses spoofed senders, outsiders, misaddressed and bad requests."""
+    telco = make_server("telco")
+    receiver = telco.open_job("j1", ("bank", "telco"))
+
+    def send_one(link: PeerLink, msg: object) -> grpc.StatusCode:
+        with pytest.raises(grpc.RpcError) as info:
+            link.send_one(msg, timeout=3)
+        return info.value.code()
+
+    with caplog.at_level(logging.WARNING, logger="jointly.transport"):
+        with PeerLink(federation, "carol", "telco") as link:
+            # carol writes "bank" as the sender; then as herself, but she is not in the job
+            assert send_one(link, WholeMessage("j1", "bank", "telco", "t", b"abc")) == grpc.StatusCode.PERMISSION_DENIED
+            assert (
+                send_one(link, WholeMessage("j1", "carol", "telco", "t", b"abc")) == grpc.StatusCode.PERMISSION_DENIED
+            )
+        with PeerLink(federation, "bank", "telco") as link:
+            assert send_one(link, WholeMessage("j1", "bank", "carol", "t", b"abc")) == grpc.StatusCode.INVALID_ARGUMENT
+            assert send_one(link, WholeMessage("j9", "bank", "telco", "t", b"abc")) == grpc.StatusCode.NOT_FOUND
+            raw = link.channel.unary_unary(SEND_ONE_METHOD, request_serializer=bytes, response_deserializer=bytes)
+            with pytest.raises(grpc.RpcError) as info:
+                raw(b"\x93garbage", timeout=3)
+            assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+            header = pack(SendHeader("j1", "bank", "telco", "t", 3))  # a stream frame is not a whole message
+            with pytest.raises(grpc.RpcError) as info:
+                raw(header, timeout=3)
+            assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+            assert receiver.stats["messages_received"] == 0
+            # the real bank's message gets through once; a retry is acknowledged as a duplicate
+            assert link.send_one(WholeMessage("j1", "bank", "telco", "t", b"abc"), timeout=5) == Ack(duplicate=False)
+            assert link.send_one(WholeMessage("j1", "bank", "telco", "t", b"xyz"), timeout=5) == Ack(duplicate=True)
+    assert receiver.recv_bytes("bank", "t", 1) == b"abc"
+    warnings = [r.getMessage() for r in caplog.records if r.name == "jointly.transport"]
+    assert any("claims sender 'bank'" in m and "proves 'carol'" in m for m in warnings)
+    assert any("'carol'" in m and "not a party" in m for m in warnings)

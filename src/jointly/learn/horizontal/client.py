@@ -27,11 +27,15 @@ from jointly.learn.horizontal.trainer import Trainer, round_seed
 from jointly.progress import NullProgress, Progress
 from jointly.protocols.secagg import (
     ClientState,
+    SealedShares,
+    SecAggConfig,
     accept_roster,
     help_unmask,
     mask,
+    open_shares,
     prepare,
     public_keys,
+    seal_shares,
     send_shares,
     share_when_ready,
 )
@@ -68,31 +72,25 @@ class ClientResult:
 
 
 class _Background:
-    """Run ``fn(*args)`` on a daemon thread; :meth:`wait` joins it and re-raises what it raised."""
+    """Run ``fn(*args)`` on a daemon thread; :meth:`wait` joins it and returns what it returned (or re-raises)."""
 
-    def __init__(self, fn: Callable[..., None], *args: object) -> None:
+    def __init__(self, fn: Callable[..., object], *args: object) -> None:
         self._error: Exception | None = None
+        self._result: object = None
         self._thread = threading.Thread(target=self._run, args=(fn, args), name="fl-secagg-share", daemon=True)
         self._thread.start()
 
-    def _run(self, fn: Callable[..., None], args: tuple[object, ...]) -> None:
+    def _run(self, fn: Callable[..., object], args: tuple[object, ...]) -> None:
         try:
-            fn(*args)
+            self._result = fn(*args)
         except Exception as exc:  # noqa: BLE001 - handed to the caller by wait()
             self._error = exc
 
-    def wait(self) -> None:
+    def wait(self) -> object:
         self._thread.join()
         if self._error is not None:
             raise self._error
-
-
-def _keys_ahead(name: str, server: str, settings: ClientSettings) -> ClientState | None:
-    """Fresh secure-aggregation keys for our next round (their public halves travel in this round's reply)."""
-    if not settings.secagg:
-        return None
-    cfg = secagg_config(settings.secagg, clip=settings.secagg_clip, weighted=settings.weighted, timeout=1.0)
-    return ClientState(name=name, server=server, config=cfg)  # the next task's config replaces ``cfg``
+        return self._result
 
 
 def _share_for(channel: Channel, state: ClientState, roster: object) -> None:
@@ -100,14 +98,101 @@ def _share_for(channel: Channel, state: ClientState, roster: object) -> None:
     send_shares(channel, state)
 
 
-def _with_keys(reply: Reply, ahead: ClientState | None) -> Reply:
-    return reply if ahead is None else dataclasses.replace(reply, next_keys=list(public_keys(ahead)))
+def _seal_for(state: ClientState, roster: object, stage: str) -> SealedShares:
+    accept_roster(state, roster, stage=stage)
+    return seal_shares(state)
+
+
+class _KeysAhead:
+    """Secure-aggregation states made before their round: keys sent ahead, maybe a roster and our shares too.
+
+    Each reply announces fresh keys for the next two rounds that have none yet, so the task before a
+    round can carry its roster; a state serves its own round or none (it is dropped when the round comes).
+    """
+
+    def __init__(self, name: str, server: str, settings: ClientSettings, last_round: int) -> None:
+        self.name, self.server, self.settings, self.last_round = name, server, settings, last_round
+        self.states: dict[int, ClientState] = {}
+
+    def take(self, r: int) -> ClientState | None:
+        """The state made ahead for round ``r`` (if any); states of earlier rounds are dropped."""
+        state = self.states.pop(r, None)
+        self.states = {k: v for k, v in self.states.items() if k > r}
+        return state
+
+    def fresh(self, r: int) -> dict[int, list[bytes]] | None:
+        """Public keys of new states for rounds ``r+1`` and ``r+2`` that have none yet (for round ``r``'s reply)."""
+        if not self.settings.secagg:
+            return None
+        out = {}
+        for k in (r + 1, r + 2):
+            if k <= self.last_round and k not in self.states:
+                cfg = self.config(self.settings.secagg)  # the roster's threshold replaces it
+                self.states[k] = ClientState(name=self.name, server=self.server, config=cfg)
+                out[k] = list(public_keys(self.states[k]))
+        return out or None
+
+    def config(self, threshold: int) -> SecAggConfig:
+        s = self.settings
+        return secagg_config(threshold, clip=s.secagg_clip, weighted=s.weighted, timeout=s.round_timeout)
 
 
 def local_moments(x: np.ndarray) -> Moments:
     """Count, sum and sum of squares of each column of this client's training rows (for standardisation)."""
     flat = np.asarray(x, dtype=np.float64).reshape(len(x), -1)
     return Moments(count=len(flat), total=flat.sum(axis=0), square=(flat**2).sum(axis=0))
+
+
+def _secagg_round(
+    sa: Channel, task: Task, settings: ClientSettings, made_ahead: ClientState | None, ahead: _KeysAhead
+) -> tuple[ClientState | None, _Background | None, _Background | None]:
+    """Set up this round's secure aggregation from the task: ``(state, sharing, sealing_next)``.
+
+    Three ways, newest first: the roster and our shares went ahead (the task relays the others'
+    shares: nothing more to send); the roster travels with the task (our shares go on a thread while
+    we train); neither (keys now, then roster and shares on a thread).  ``sealing_next`` seals our
+    shares for the next round's roster, if the task carries one, on a thread; its result rides in
+    this round's reply.
+    """
+    server = ahead.server
+    if not task.secagg_threshold:
+        if task.secagg_roster is not None or task.secagg_shares is not None or task.next_roster is not None:
+            raise ProtocolViolation(f"{server!r} sent secure-aggregation material for a plain round")
+        return None, None, None
+    if not settings.secagg or task.secagg_threshold < settings.secagg:
+        raise ProtocolViolation(
+            f"{server!r} asked for secure aggregation with threshold {task.secagg_threshold}; "
+            f"this job allows {'none' if not settings.secagg else f'at least {settings.secagg}'}"
+        )
+    cfg = ahead.config(task.secagg_threshold)
+    secure: ClientState
+    sharing = None
+    if task.secagg_shares is not None:  # roster in the last task, our shares in the last reply
+        if made_ahead is None or made_ahead.roster is None or not made_ahead.own_shares or made_ahead.config != cfg:
+            raise ProtocolViolation(f"{server!r} relayed shares for a roster this client did not accept ahead")
+        secure = made_ahead
+        open_shares(secure, task.secagg_shares, stage=sa.namespace)
+    elif task.secagg_roster is not None:  # made of keys we sent ahead: our shares on a thread
+        if made_ahead is None or made_ahead.roster is not None:
+            raise ProtocolViolation(f"{server!r} sent a roster for keys this client did not send ahead")
+        secure = dataclasses.replace(made_ahead, config=cfg)
+        sharing = _Background(_share_for, sa, secure, task.secagg_roster)
+    else:  # keys now; the roster and our shares on a thread
+        secure = prepare(sa, server, config=cfg, share=False)
+        sharing = _Background(share_when_ready, sa, secure)
+    sealing_next = None
+    if task.next_roster is not None:
+        if task.next_threshold < settings.secagg:
+            raise ProtocolViolation(
+                f"{server!r} announced a next round with threshold {task.next_threshold}; "
+                f"this job allows at least {settings.secagg}"
+            )
+        nxt = ahead.states.get(task.round + 1)
+        if nxt is None or nxt.roster is not None:
+            raise ProtocolViolation(f"{server!r} sent a next-round roster for keys this client did not send ahead")
+        nxt = ahead.states[task.round + 1] = dataclasses.replace(nxt, config=ahead.config(task.next_threshold))
+        sealing_next = _Background(_seal_for, nxt, task.next_roster, sa.namespace)
+    return secure, sharing, sealing_next
 
 
 def run_client(
@@ -144,7 +229,7 @@ def run_client(
     trained = 0
     stop = ""
     last = start.first_round - 1
-    ahead: ClientState | None = None
+    ahead = _KeysAhead(channel.party, server, settings, start.rounds)
     for r in range(start.first_round, start.rounds + 1):
         ch = channel.sub(f"round-{r}")
         task = expect(ch.recv(server, "task"), Task, server)
@@ -156,37 +241,15 @@ def run_client(
         last = r
         progress.update("federated training", r - 1, start.rounds)
         weights = check_weights(task.weights, shapes, server)
-        keys_ahead, ahead = ahead, None  # keys sent ahead in the last reply serve this round or none
+        made_ahead = ahead.take(r)  # keys (maybe roster and shares) sent ahead serve this round or none
         if not task.train:
+            if task.secagg_threshold or task.secagg_roster or task.secagg_shares or task.next_roster:
+                raise ProtocolViolation(f"{server!r} sent secure-aggregation material to a client it did not sample")
             stats = trainer.evaluate(weights).to_wire() if task.evaluate else None
-            ahead = _keys_ahead(channel.party, server, settings)
             reply = Reply(round=r, num_examples=0, weights=None, train_loss=math.nan, eval=stats)
-            ch.send(server, "reply", _with_keys(reply, ahead))
+            ch.send(server, "reply", dataclasses.replace(reply, next_keys=ahead.fresh(r)))
             continue
-        secure = sharing = None
-        sa = ch.sub("secagg")
-        if task.secagg_threshold:  # keys and shares first: the aggregator relays them while we train
-            if not settings.secagg or task.secagg_threshold < settings.secagg:
-                raise ProtocolViolation(
-                    f"{server!r} asked for secure aggregation with threshold {task.secagg_threshold}; "
-                    f"this job allows {'none' if not settings.secagg else f'at least {settings.secagg}'}"
-                )
-            cfg = secagg_config(
-                task.secagg_threshold,
-                clip=settings.secagg_clip,
-                weighted=settings.weighted,
-                timeout=settings.round_timeout,
-            )
-            if task.secagg_roster is not None:  # made of the keys we sent ahead: our shares, on a thread
-                if keys_ahead is None:
-                    raise ProtocolViolation(f"{server!r} sent a roster for keys this client did not send ahead")
-                secure = dataclasses.replace(keys_ahead, config=cfg)
-                sharing = _Background(_share_for, sa, secure, task.secagg_roster)
-            else:  # keys now; the roster and our shares on a thread
-                secure = prepare(sa, server, config=cfg, share=False)
-                sharing = _Background(share_when_ready, sa, secure)
-        elif task.secagg_roster is not None:
-            raise ProtocolViolation(f"{server!r} sent a secure-aggregation roster for a plain round")
+        secure, sharing, sealing_next = _secagg_round(ch.sub("secagg"), task, settings, made_ahead, ahead)
         stats = trainer.evaluate(weights).to_wire() if task.evaluate else None
         epochs = task.config.get("local_epochs")
         if not isinstance(epochs, int) or isinstance(epochs, bool) or not 1 <= epochs <= 1000:
@@ -209,10 +272,20 @@ def run_client(
                 np.asarray(n, dtype=np.float64) - np.asarray(w, dtype=np.float64)
                 for n, w in zip(new, weights, strict=True)
             ]
+            sa = ch.sub("secagg")
             masked = mask(sa, secure, delta, num_examples=trainer.data.num_train)
-            ahead = _keys_ahead(channel.party, server, settings)
-            reply = Reply(round=r, num_examples=0, weights=None, train_loss=loss, eval=stats, masked=masked)
-            ch.send(server, "reply", _with_keys(reply, ahead))
+            next_shares = sealing_next.wait() if sealing_next is not None else None
+            reply = Reply(
+                round=r,
+                num_examples=0,
+                weights=None,
+                train_loss=loss,
+                eval=stats,
+                masked=masked,
+                next_keys=ahead.fresh(r),
+                next_shares=next_shares if isinstance(next_shares, SealedShares) else None,
+            )
+            ch.send(server, "reply", reply)
             help_unmask(sa, secure)
         else:
             if settings.secagg:

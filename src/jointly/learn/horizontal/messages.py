@@ -9,7 +9,7 @@ import numpy as np
 
 from jointly.channel.codec import message
 from jointly.errors import ProtocolViolation
-from jointly.protocols.secagg import MaskedInput, Roster
+from jointly.protocols.secagg import MaskedInput, Roster, SealedShares
 
 _M = TypeVar("_M")
 
@@ -43,8 +43,14 @@ class Task:
 
     ``stop``: training ended early (the privacy budget cannot pay for this round); no weights follow.
     ``secagg_threshold``: >0 if the update goes through secure aggregation with that threshold.
-    ``secagg_roster``: the secure aggregation's roster, made of the keys this client sent ahead in its
-    last reply (``next_keys``); None: the keys are exchanged in this round's own ``secagg`` stage.
+    ``secagg_roster``: the secure aggregation's roster, made of the keys this client sent ahead in an
+    earlier reply (``next_keys``); None: the roster came ahead (``next_roster``) or the keys are
+    exchanged in this round's own ``secagg`` stage.
+    ``secagg_shares``: the other clients' sealed shares for this round, relayed, when this round's
+    roster came ahead in the last task and this client's shares in its last reply (``next_shares``).
+    ``next_roster``/``next_threshold``: the roster of the next round and its threshold, made of keys
+    sent ahead, when the aggregator expects every client of this round in the next one: the client
+    seals its shares for it while it trains and sends them in this round's reply.
     """
 
     round: int
@@ -55,6 +61,9 @@ class Task:
     secagg_threshold: int = 0
     stop: str = ""
     secagg_roster: Roster | None = None
+    secagg_shares: SealedShares | None = None
+    next_roster: Roster | None = None
+    next_threshold: int = 0
 
 
 @message("jointly.fl.Reply")
@@ -68,8 +77,10 @@ class Reply:
     :class:`~jointly.learn.horizontal.trainer.EvalStats`), or None.
     ``masked``: under secure aggregation, the client's masked update (stage 3 of
     :mod:`jointly.protocols.secagg`; uniformly distributed on its own).
-    ``next_keys``: under secure aggregation, two fresh X25519 public keys ``[c_pk, s_pk]`` for the
-    client's next round, so that round's roster can travel with its task.
+    ``next_keys``: under secure aggregation, fresh X25519 public keys ``[c_pk, s_pk]`` by later round
+    (the next two, each sent once), so a round's roster can travel with the task before it.
+    ``next_shares``: under secure aggregation, the client's sealed shares for the next round's roster
+    (the task's ``next_roster``), relayed to the others with the next task.
     """
 
     round: int
@@ -78,7 +89,8 @@ class Reply:
     train_loss: float
     eval: dict[str, Any] | None
     masked: MaskedInput | None = None
-    next_keys: list[bytes] | None = None
+    next_keys: dict[int, list[bytes]] | None = None
+    next_shares: SealedShares | None = None
 
 
 @message("jointly.fl.Final")

@@ -19,10 +19,14 @@ Stages (each a channel namespace, so the ledger and error messages name them):
        (:mod:`jointly.protocols.secagg`, sub-stage ``secagg``): the aggregator gets only the sum
        of the survivors' example-weighted model *deltas* and the total example count, and hands
        their mean to the strategy as one pre-aggregated update.  Its messages ride on the round's
-       own where they can: each reply carries the client's masked update and fresh public keys
-       for its next round, so the next task carries that round's roster (the first round, and one
-       whose sampled clients did not all send keys ahead, exchange keys in the ``secagg`` stage);
-       clients send their sealed shares while they train, and the aggregator relays them;
+       own where they can, so that from round 3 on a client exchanges four messages per round
+       (task, reply, unmasking request and answer) instead of two: each reply carries the
+       client's masked update and fresh public keys for the rounds after next; when every live
+       client trains in a round, its tasks carry the *next* round's roster, the clients seal their
+       shares for it while they train and send them with the reply, and the next tasks relay them.
+       Otherwise (round 1, client sampling, a client gone) the task carries the roster made of keys
+       sent ahead and the shares are relayed while the clients train, or, without keys ahead, keys
+       and shares are exchanged in the round's ``secagg`` stage;
     5. the round is checkpointed (weights, strategy and DP state, sampler state, history) so a
        crashed aggregator can resume after the last finished round.
 ``final``
@@ -54,6 +58,8 @@ from jointly.learn.horizontal.trainer import EvalStats, combine_eval
 from jointly.progress import NullProgress, Progress, note
 from jointly.protocols.secagg import (
     AdvertiseKeys,
+    Roster,
+    SealedShares,
     SecAggConfig,
     SecAggResult,
     ServerState,
@@ -62,6 +68,7 @@ from jointly.protocols.secagg import (
     collect_keys,
     finish_round,
     relay_shares,
+    route_shares,
 )
 
 __all__ = ["Checkpoint", "FitResult", "RoundRecord", "ServerConfig", "run_server", "secagg_config"]
@@ -270,8 +277,12 @@ class _Server:
             rng=np.random.default_rng(config.seed),
         )
         self.stop_reason = ""
-        #: secure-aggregation public keys each client sent ahead (in its last reply) for its next round
-        self.keys_ahead: dict[str, list[bytes]] = {}
+        #: secure-aggregation public keys the clients sent ahead, by round and client
+        self.keys_ahead: dict[int, dict[str, list[bytes]]] = {}
+        #: the next round's secure aggregation when its roster went out with this round's tasks,
+        #: and the sealed shares for it the clients sent back in their replies
+        self.secure_ahead: ServerState | None = None
+        self.shares_ahead: dict[str, object] = {}
 
     # -- bookkeeping ------------------------------------------------------------------------
     def resume(self, round: int, weights: list[np.ndarray], state: dict[str, Any]) -> None:
@@ -384,20 +395,7 @@ class _Server:
         config = dict(self.strategy.client_config(r))
         evaluate = (r - 1) % self.config.eval_every == 0
         weights = self.state.weights
-        secure: ServerState | None = None
-        roster = None
-        if self.config.secagg:
-            live = [c for c in sampled if c in self.state.alive]
-            if len(live) < threshold:
-                raise TooFewClients(r, len(live), threshold, "clients are left for secure aggregation")
-            secure = begin(self.ch.party, live, self.shapes, config=self._secagg(threshold))
-            if all(c in self.keys_ahead for c in live):  # the roster travels with the tasks
-                fingerprint = secure.config.fingerprint()
-                keys: dict[str, object] = {
-                    c: AdvertiseKeys(c_pk=k[0], s_pk=k[1], config=fingerprint) for c, k in self.keys_ahead.items()
-                }
-                roster = accept_keys(secure, keys, party=self.ch.party, stage=f"{ch.namespace}/secagg")
-        self.keys_ahead = {}  # keys serve one round only
+        secure, roster, relayed, nxt = self._secure_setup(r, ch, sampled, threshold)
         tasks = {
             name: Task(
                 round=r,
@@ -407,11 +405,14 @@ class _Server:
                 config=config if name in sampled else {},
                 secagg_threshold=threshold if name in sampled else 0,
                 secagg_roster=roster if name in sampled else None,
+                secagg_shares=relayed.get(name),
+                next_roster=nxt.roster if nxt is not None and name in sampled else None,
+                next_threshold=nxt.config.threshold if nxt is not None and name in sampled else 0,
             )
             for name in self.state.alive
         }
         self._send_all(ch, "task", tasks)
-        if secure is not None:  # keys (unless sent ahead) and shares while the clients train
+        if secure is not None and not relayed:  # keys (unless sent ahead) and shares while the clients train
             if roster is None:
                 collect_keys(ch.sub("secagg"), secure)
             relay_shares(ch.sub("secagg"), secure)
@@ -430,8 +431,8 @@ class _Server:
                 evals.append(stats)
             if name in sampled:
                 replies[name] = reply
-            if self.config.secagg and reply.next_keys is not None:
-                self.keys_ahead[name] = _keys_from(reply.next_keys, name)
+            if self.config.secagg:
+                self._take_ahead(r, name, reply)
         if evals:
             self.state.history[-1].metrics = combine_eval(evals)
         record = RoundRecord(round=r, sampled=list(sampled), epsilon=epsilon)
@@ -461,6 +462,68 @@ class _Server:
         self.state.history.append(record)
         self._save(r)
         return True
+
+    def _secure_setup(
+        self, r: int, ch: Channel, sampled: Sequence[str], threshold: int
+    ) -> tuple[ServerState | None, Roster | None, dict[str, SealedShares], ServerState | None]:
+        """Round ``r``'s secure aggregation and what its tasks carry: ``(state, roster, relayed, next)``.
+
+        Newest first: the roster went out with the last tasks and every client's shares came back in
+        its reply (``relayed``: each client's bundle, nothing left to exchange); or every client sent
+        keys ahead (``roster`` travels with the task); or neither (keys in the ``secagg`` stage).
+        ``next``: when every live client trains in this round and sent keys for the next, that
+        round's state, whose roster the tasks carry (the clients seal their shares for it meanwhile).
+        """
+        secure_ahead, self.secure_ahead = self.secure_ahead, None
+        shares_ahead, self.shares_ahead = self.shares_ahead, {}
+        keys = {k: v for k, v in self.keys_ahead.items() if k > r}  # keys serve their own round or none
+        keys_now, self.keys_ahead = self.keys_ahead.get(r, {}), keys
+        if not self.config.secagg:
+            return None, None, {}, None
+        live = [c for c in sampled if c in self.state.alive]
+        if len(live) < threshold:
+            raise TooFewClients(r, len(live), threshold, "clients are left for secure aggregation")
+        stage = f"{ch.namespace}/secagg"
+        cfg = self._secagg(threshold)
+        roster, relayed = None, {}
+        if (
+            secure_ahead is not None
+            and set(secure_ahead.clients) == set(live)
+            and secure_ahead.config == cfg
+            and all(c in shares_ahead for c in live)
+        ):
+            secure = secure_ahead
+            relayed = route_shares(secure, shares_ahead, party=self.ch.party, stage=stage)
+        else:
+            secure = begin(self.ch.party, live, self.shapes, config=cfg)
+            if all(c in keys_now for c in live):
+                roster = accept_keys(secure, self._advertised(keys_now, cfg), party=self.ch.party, stage=stage)
+        nxt = None
+        keys_next = self.keys_ahead.get(r + 1, {})
+        if r < self.config.rounds and set(live) == set(self.state.alive) and all(c in keys_next for c in live):
+            next_cfg = self._secagg(max(self.config.secagg, len(live) // 2 + 1))
+            nxt = begin(self.ch.party, live, self.shapes, config=next_cfg)
+            accept_keys(nxt, self._advertised(keys_next, next_cfg), party=self.ch.party, stage=stage)
+            del self.keys_ahead[r + 1]  # bound to this roster now
+            self.secure_ahead = nxt
+        return secure, roster, relayed, nxt
+
+    @staticmethod
+    def _advertised(keys: Mapping[str, list[bytes]], cfg: SecAggConfig) -> dict[str, object]:
+        fingerprint = cfg.fingerprint()
+        return {c: AdvertiseKeys(c_pk=k[0], s_pk=k[1], config=fingerprint) for c, k in keys.items()}
+
+    def _take_ahead(self, r: int, name: str, reply: Reply) -> None:
+        """Keep the keys a client sent ahead for later rounds and its shares for the next round's roster."""
+        if reply.next_keys is not None:
+            if not isinstance(reply.next_keys, dict) or not set(reply.next_keys) <= {r + 1, r + 2}:
+                raise ProtocolViolation(
+                    f"{name!r} sent secure-aggregation keys ahead for rounds other than the next two"
+                )
+            for k, pair in reply.next_keys.items():
+                self.keys_ahead.setdefault(k, {})[name] = _keys_from(pair, name)
+        if reply.next_shares is not None and self.secure_ahead is not None and name in self.secure_ahead.clients:
+            self.shares_ahead[name] = reply.next_shares
 
     def _secagg(self, threshold: int) -> SecAggConfig:
         return secagg_config(

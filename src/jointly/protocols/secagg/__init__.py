@@ -36,7 +36,12 @@ Stages 1-2 need no input: :func:`prepare` / :func:`open_round` run them, and
 federated-learning round hides their round trips behind the clients' training.
 A client waits for nothing before it computes its input: it sends its keys
 (``prepare(share=False)``), runs :func:`share_when_ready` (roster in, shares out)
-on a thread of its own, and the others' shares arrive meanwhile.
+on a thread of its own, and the others' shares arrive meanwhile.  A caller that
+carries the stages' messages inside its own uses the sans-IO halves instead:
+:func:`public_keys`/:func:`accept_keys` (stage 1), :func:`accept_roster`,
+:func:`seal_shares`/:func:`route_shares`/:func:`open_shares` (stage 2),
+:func:`mask`/:func:`finish_round` (stage 3); federated learning sends a round's keys,
+roster and shares ahead inside the previous round's messages this way.
 
 Dropouts: clients that miss a stage deadline (``config.timeout``) are dropped;
 after stage 2 their pairwise masks are removed via shares.  If fewer than ``t``
@@ -65,9 +70,11 @@ from jointly.protocols.secagg.client import (
     contribute,
     help_unmask,
     mask,
+    open_shares,
     prepare,
     public_keys,
     run_secagg_client,
+    seal_shares,
     send_shares,
     share_when_ready,
 )
@@ -75,6 +82,7 @@ from jointly.protocols.secagg.common import (
     AdvertiseKeys,
     MaskedInput,
     Roster,
+    SealedShares,
     SecAggConfig,
     SecAggResult,
     encode_update,
@@ -89,6 +97,7 @@ from jointly.protocols.secagg.server import (
     finish_round,
     open_round,
     relay_shares,
+    route_shares,
     run_secagg_server,
 )
 
@@ -97,6 +106,7 @@ __all__ = [
     "ClientState",
     "MaskedInput",
     "Roster",
+    "SealedShares",
     "SecAggClientResult",
     "SecAggConfig",
     "SecAggResult",
@@ -112,11 +122,14 @@ __all__ = [
     "help_unmask",
     "mask",
     "open_round",
+    "open_shares",
     "prepare",
     "public_keys",
     "relay_shares",
+    "route_shares",
     "run_secagg_client",
     "run_secagg_server",
+    "seal_shares",
     "send_shares",
     "share_when_ready",
     "vector_length",

@@ -129,10 +129,16 @@ def share_keys(channel: Channel, state: ClientState) -> None:
 
 def send_shares(channel: Channel, state: ClientState) -> None:
     """Stage 2, first half: Shamir-share the mask key and the self-mask seed, each share sealed for its recipient."""
-    ch = channel.sub("share")
+    channel.sub("share").send(state.server, "out", seal_shares(state))
+
+
+def seal_shares(state: ClientState) -> SealedShares:
+    """Stage 2's outgoing message (for a caller that carries it itself): our shares, each sealed for its recipient."""
     roster = state.roster
     if roster is None:
         raise ConfigError("stage out of order: advertise_keys first")
+    if state.own_shares:
+        raise ConfigError("stage out of order: this client's shares are already made")
     xs = [i + 1 for i in range(len(roster.clients))]
     secrets_ = [state.s_key.private_bytes_raw(), state.b_seed]
     shares = shamir.split(secrets_, state.config.threshold, xs)
@@ -143,16 +149,25 @@ def send_shares(channel: Channel, state: ClientState) -> None:
             continue
         key = share_key(state.c_key, c_pk, session=state.session, peer=v)
         sealed[v] = seal(key, state.own_shares[v].to_bytes(), session=state.session, sender=state.name, recipient=v)
-    ch.send(state.server, "out", SealedShares(ciphertexts=sealed))
+    return SealedShares(ciphertexts=sealed)
 
 
 def receive_shares(channel: Channel, state: ClientState) -> None:
     """Stage 2, second half: open the shares the server relayed from the others; U2 = their senders and us."""
     ch = channel.sub("share")
+    if state.roster is None or not state.own_shares:
+        raise ConfigError("stage out of order: send_shares first")
+    open_shares(state, ch.recv(state.server, "in", timeout=state.config.client_timeout), stage=ch.namespace)
+
+
+def open_shares(state: ClientState, value: object, *, stage: str = "share") -> None:
+    """Stage 2 on the relayed shares however they arrived (``SealedShares``): open each; U2 = their senders and us."""
     roster = state.roster
     if roster is None or not state.own_shares:
-        raise ConfigError("stage out of order: send_shares first")
-    bundle = expect(ch.recv(state.server, "in", timeout=state.config.client_timeout), SealedShares, state.server)
+        raise ConfigError("stage out of order: seal_shares first")
+    if state.sharers:
+        raise ProtocolViolation("a second bundle of shares in one secure aggregation")
+    bundle = expect(value, SealedShares, state.server)
     me = state.index(state.name) + 1
     if not isinstance(bundle.ciphertexts, dict):
         raise ProtocolViolation("relayed shares are malformed")
@@ -171,7 +186,7 @@ def receive_shares(channel: Channel, state: ClientState) -> None:
         received[u] = share
     state.received = received
     state.sharers = tuple(c for c in roster.clients if c in received)
-    require(len(state.sharers), state.config.threshold, party=state.server, stage=ch.namespace, what="shared keys")
+    require(len(state.sharers), state.config.threshold, party=state.server, stage=stage, what="shared keys")
 
 
 def masked_input(channel: Channel, state: ClientState, vector: np.ndarray) -> None:

@@ -8,7 +8,7 @@ exactly the secrets needed to remove the masks from the sum.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -72,7 +72,7 @@ def _gather(ch: Channel, tag: str, frm: Sequence[str], timeout: float) -> dict[s
     return got
 
 
-def _send_each(ch: Channel, tag: str, values: dict[str, object]) -> None:
+def _send_each(ch: Channel, tag: str, values: Mapping[str, object]) -> None:
     """Send each client its value, concurrently; a client known to have dropped out is skipped (later stages notice)."""
     ch.send_each(tag, values, tolerate=(PeerDropped,))
 
@@ -117,21 +117,30 @@ def relay_shares(channel: Channel, state: ServerState) -> None:
     ch = channel.sub("share")
     if state.roster is None:
         raise ConfigError("stage out of order: collect_keys first")
+    got = _gather(ch, "out", state.roster.clients, state.config.timeout)
+    _send_each(ch, "in", route_shares(state, got, party=ch.party, stage=ch.namespace))
+
+
+def route_shares(
+    state: ServerState, got: dict[str, object], *, party: str, stage: str = "share"
+) -> dict[str, SealedShares]:
+    """Stage 2 on sealed shares however they arrived (``SealedShares`` by client of U1): U2 = their senders;
+    returns the bundle each member of U2 must receive (the ciphertexts sealed for it), which the caller
+    delivers unless :func:`relay_shares` does."""
+    if state.roster is None or state.sharers:
+        raise ConfigError("stage out of order: a roster first, and shares once")
     u1 = state.roster.clients
-    got = _gather(ch, "out", u1, state.config.timeout)
     sealed: dict[str, dict[str, bytes]] = {}
-    for name, value in got.items():
-        cts = expect(value, SealedShares, name).ciphertexts
+    for name in u1:
+        if name not in got:
+            continue
+        cts = expect(got[name], SealedShares, name).ciphertexts
         if not isinstance(cts, dict) or set(cts) != set(u1) - {name}:
             raise ProtocolViolation(f"{name!r} did not seal one share for every other client")
         sealed[name] = cts
     state.sharers = tuple(c for c in u1 if c in sealed)
-    require(len(state.sharers), state.config.threshold, party=ch.party, stage=ch.namespace, what="shared keys")
-    _send_each(
-        ch,
-        "in",
-        {v: SealedShares(ciphertexts={u: sealed[u][v] for u in state.sharers if u != v}) for v in state.sharers},
-    )
+    require(len(state.sharers), state.config.threshold, party=party, stage=stage, what="shared keys")
+    return {v: SealedShares(ciphertexts={u: sealed[u][v] for u in state.sharers if u != v}) for v in state.sharers}
 
 
 def collect_masked(channel: Channel, state: ServerState) -> None:

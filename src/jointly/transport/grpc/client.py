@@ -37,6 +37,7 @@ from jointly.transport.grpc.envelope import (
     MAX_NAME,
     MAX_TEXT,
     SEND_METHOD,
+    SEND_ONE_METHOD,
     Ack,
     ControlReply,
     ControlRequest,
@@ -75,6 +76,9 @@ class PeerLink:
         self.channel = secure_channel(self._federation, self.as_party, self.peer, address=self._address)
         self.send = self.channel.stream_unary(
             SEND_METHOD, request_serializer=pack, response_deserializer=deserializer(Ack)
+        )
+        self.send_one = self.channel.unary_unary(
+            SEND_ONE_METHOD, request_serializer=pack, response_deserializer=deserializer(Ack)
         )
         self.heartbeat = self.channel.unary_unary(
             HEARTBEAT_METHOD, request_serializer=pack, response_deserializer=deserializer(JobState)

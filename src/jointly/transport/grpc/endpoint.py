@@ -37,6 +37,7 @@ from jointly.transport.grpc.envelope import (
     JobState,
     Malformed,
     SendHeader,
+    WholeMessage,
     clip,
 )
 from jointly.transport.grpc.tls import is_handshake_failure
@@ -211,9 +212,14 @@ class GrpcEndpoint(Endpoint):
             if remaining <= 0:
                 raise TransportError(f"could not deliver {tag!r} to {to!r} within {timeout:g}s: {last}")
             try:
-                future = self._links(to).send.future(
-                    self._frames(to, tag, data), timeout=remaining, wait_for_ready=wait_for_ready
-                )
+                link = self._links(to)
+                if len(data) <= self.chunk_bytes:  # one unary call: half gRPC's work of a stream
+                    whole = WholeMessage(self.job_id, self.party, to, tag, data)
+                    future = link.send_one.future(whole, timeout=remaining, wait_for_ready=wait_for_ready)
+                else:
+                    future = link.send.future(
+                        self._frames(to, tag, data), timeout=remaining, wait_for_ready=wait_for_ready
+                    )
                 reply = self._await(future, to)
             except grpc.RpcError as exc:
                 code, details = exc.code(), exc.details()

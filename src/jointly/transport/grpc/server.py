@@ -1,12 +1,15 @@
 """A party node's peer server: mutual-TLS gRPC service for job messages, heartbeats and control calls.
 
-Three methods, no protobuf: requests and replies are the msgpack envelopes of
+Four methods, no protobuf: requests and replies are the msgpack envelopes of
 :mod:`jointly.transport.grpc.envelope`.
 
 ``Send`` (client stream)
     one message of a job, as a header then chunks; delivered once per
     ``(job, src, dst, tag)``.  ``NOT_FOUND`` means "job not open here yet":
     senders retry.
+``SendOne`` (unary)
+    a message that fits one chunk, header and body in one request; checked and
+    delivered exactly as a ``Send`` of one chunk.
 ``Heartbeat``
     the caller's state of a job in, this node's state of it out.
 ``Control``
@@ -55,6 +58,7 @@ from jointly.transport.grpc.envelope import (
     JobState,
     Malformed,
     SendHeader,
+    WholeMessage,
     deserializer,
     pack,
 )
@@ -236,6 +240,9 @@ class PeerServer:
                 "Send": grpc.stream_unary_rpc_method_handler(
                     self._handle_send, request_deserializer=deserializer(SendHeader, Chunk), response_serializer=pack
                 ),
+                "SendOne": grpc.unary_unary_rpc_method_handler(
+                    self._handle_send_one, request_deserializer=deserializer(WholeMessage), response_serializer=pack
+                ),
                 "Heartbeat": grpc.unary_unary_rpc_method_handler(
                     self._handle_heartbeat, request_deserializer=deserializer(Heartbeat), response_serializer=pack
                 ),
@@ -270,6 +277,14 @@ class PeerServer:
     def _lookup(self, job: str) -> tuple[GrpcEndpoint | None, _ClosedJob | None]:
         with self._lock:
             return self._jobs.get(job), self._closed.get(job)
+
+    def _handle_send_one(self, request: object, context: grpc.ServicerContext) -> Ack:
+        if not isinstance(request, WholeMessage):
+            self._caller(context)  # an outsider is refused as such, before its bytes are judged
+            reason = request.reason if isinstance(request, Malformed) else "not a message"
+            _abort(context, grpc.StatusCode.INVALID_ARGUMENT, f"bad message: {reason}")
+        header = SendHeader(request.job, request.src, request.dst, request.tag, len(request.data))
+        return self._handle_send(iter((header, Chunk(request.data))), context)
 
     def _handle_send(self, frames: Iterator[object], context: grpc.ServicerContext) -> Ack:
         caller = self._caller(context)

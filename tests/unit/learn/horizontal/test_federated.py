@@ -16,8 +16,9 @@ import torch
 from sklearn.datasets import load_breast_cancer
 from sklearn.metrics import roc_auc_score
 
+from jointly.channel import Channel
 from jointly.channel.codec import decode
-from jointly.channel.memory import MemoryHub
+from jointly.channel.memory import MemoryEndpoint, MemoryHub
 from jointly.dp.accountant import RdpAccountant
 from jointly.dp.budget import PrivacyBudget
 from jointly.learn.horizontal.client import ClientSettings, run_client
@@ -138,9 +139,9 @@ class Recording(Trainer):
 
 def test_secure_aggregation_gives_the_plain_model_and_hides_every_update() -> None:
     parts = breast(4)
-    plain, _, _ = train_federated(parts, FedAvg(), ServerConfig(rounds=3))
+    plain, _, _ = train_federated(parts, FedAvg(), ServerConfig(rounds=4))
     rec = dict.fromkeys(range(4), Recording)
-    secure, hub, trainers = train_federated(parts, FedAvg(), ServerConfig(rounds=3, secagg=2), trainers=rec)
+    secure, hub, trainers = train_federated(parts, FedAvg(), ServerConfig(rounds=4, secagg=2), trainers=rec)
     for a, b in zip(plain.weights, secure.weights, strict=True):
         np.testing.assert_allclose(a, b, atol=1e-3)  # fixed-point rounding of the masked sum only
     to_hub = [data for _src, dst, _tag, data in hub.log if dst == "hub"]
@@ -151,18 +152,110 @@ def test_secure_aggregation_gives_the_plain_model_and_hides_every_update() -> No
         for model in getattr(trainer, "produced", []):
             big = max(model, key=lambda w: w.size)
             assert all(big.tobytes()[:64] not in data for data in to_hub)
-    assert secure.history[-1].contributed == ["c0", "c1", "c2", "c3"]
-    # keys are exchanged in round 1's own stage; later rounds' rosters come with their tasks, made of
-    # the keys each client sent ahead in its previous reply
-    tags = {tag for _src, _dst, tag, _data in hub.log}
-    assert any(t.startswith("round-1/secagg/advertise/") for t in tags)
-    assert not any(t.startswith(("round-2/secagg/advertise/", "round-3/secagg/advertise/")) for t in tags)
-    for r in (2, 3):
-        tasks = [decode(d) for _s, _d, tag, d in hub.log if tag == f"round-{r}/task"]
-        replies = [decode(d) for _s, _d, tag, d in hub.log if tag == f"round-{r - 1}/reply"]
-        assert len(tasks) == 4 and all(isinstance(t, Task) and t.secagg_roster is not None for t in tasks)
-        ahead = sorted(k for rep in replies for k in rep.next_keys)
-        assert sorted(tasks[0].secagg_roster.c_pks + tasks[0].secagg_roster.s_pks) == ahead
+    assert [r.contributed for r in secure.history[1:]] == [["c0", "c1", "c2", "c3"]] * 4
+
+
+def _round_log(hub: MemoryHub, r: int) -> tuple[set[str], dict[str, Task], dict[str, Reply]]:
+    """Round ``r``'s tags, tasks (by client) and replies (by client) as the hub carried them."""
+    tags = {tag for _s, _d, tag, _data in hub.log if tag.startswith(f"round-{r}/")}
+    tasks = {dst: decode(d) for _s, dst, tag, d in hub.log if tag == f"round-{r}/task"}
+    replies = {src: decode(d) for src, _d, tag, d in hub.log if tag == f"round-{r}/reply"}
+    return tags, tasks, replies
+
+
+def test_secure_aggregation_sends_keys_rosters_and_shares_ahead_so_later_rounds_need_four_messages() -> None:
+    secure, hub, _ = train_federated(breast(4), FedAvg(), ServerConfig(rounds=4, secagg=2))
+    names = ["c0", "c1", "c2", "c3"]
+    # round 1: keys and shares in the round's own secagg stages; every reply sends keys for rounds 2 and 3
+    tags, tasks, replies = _round_log(hub, 1)
+    assert {"round-1/secagg/advertise/keys", "round-1/secagg/share/out", "round-1/secagg/share/in"} <= tags
+    assert all(set(rep.next_keys or {}) == {2, 3} for rep in replies.values())
+    ahead = {r: {c: replies[c].next_keys[r] for c in names} for r in (2, 3)}  # type: ignore[index]
+    # round 2: its roster comes with the task (shares still relayed while training), and so does round 3's
+    tags, tasks, replies = _round_log(hub, 2)
+    assert not any(t.startswith("round-2/secagg/advertise/") for t in tags)
+    assert "round-2/secagg/share/out" in tags
+    for r, roster in ((2, tasks["c0"].secagg_roster), (3, tasks["c0"].next_roster)):
+        assert roster is not None and roster.clients == names
+        assert [[c, s] for c, s in zip(roster.c_pks, roster.s_pks, strict=True)] == [ahead[r][c] for c in names]
+    assert all(set(rep.next_keys or {}) == {4} for rep in replies.values())
+    sealed = {c: rep.next_shares for c, rep in replies.items()}
+    assert all(s is not None and set(s.ciphertexts) == set(names) - {c} for c, s in sealed.items())
+    # round 3: the task relays the shares of round 2's replies, unaltered; four messages per client
+    tags, tasks, _ = _round_log(hub, 3)
+    for v in names:
+        relayed = tasks[v].secagg_shares
+        assert relayed is not None
+        assert relayed.ciphertexts == {u: sealed[u].ciphertexts[v] for u in names if u != v}  # type: ignore[union-attr]
+    assert tags == {"round-3/task", "round-3/reply", "round-3/secagg/unmask/request", "round-3/secagg/unmask/shares"}
+    assert tasks["c0"].next_roster is not None  # for round 4, the last: its tasks announce no next round
+    _, tasks, replies = _round_log(hub, 4)
+    assert all(t.next_roster is None and t.secagg_shares is not None for t in tasks.values())
+    assert all(rep.next_keys is None and rep.next_shares is None for rep in replies.values())
+    assert [r.contributed for r in secure.history[1:]] == [names] * 4
+
+
+class _Quitting(MemoryEndpoint):
+    """A client's endpoint that is gone (its next receive raises) once it sent a message under ``after``."""
+
+    class Gone(Exception):
+        pass
+
+    def __init__(self, hub: MemoryHub, party: str, after: str) -> None:
+        super().__init__(hub, party)
+        self.after, self.gone = after, False
+
+    def send_bytes(self, to: str, tag: str, data: bytes) -> None:
+        super().send_bytes(to, tag, data)
+        self.gone = self.gone or tag == self.after
+
+    def recv_bytes(self, frm: str, tag: str, timeout: float) -> bytes:
+        if self.gone:
+            raise self.Gone
+        return super().recv_bytes(frm, tag, timeout)
+
+
+def _with_a_quitter(secagg: int, after: str) -> FitResult:
+    """Four clients, FedAvg, four rounds; c3 is gone after sending ``after``."""
+    parts = breast(4)
+    names = ["c0", "c1", "c2", "c3"]
+    hub = MemoryHub(["hub", *names])
+    config = ServerConfig(rounds=4, secagg=secagg, round_timeout=1.0)
+    start = initial()
+
+    def client(i: int) -> Any:
+        def fn(ch: Any) -> Any:
+            if names[i] == "c3":
+                ch = Channel(_Quitting(hub, "c3", after))
+            trainer = Trainer(build_model(SPEC), parts[i], TrainConfig(batch_size=1000, lr=0.5), num_classes=1)
+            settings = ClientSettings(index=i, secagg=secagg, round_timeout=config.round_timeout)
+            try:
+                return run_client(ch, "hub", trainer, settings)
+            except _Quitting.Gone:
+                return None
+
+        return fn
+
+    def server(ch: Any) -> FitResult:
+        return run_server(ch, names, FedAvg(sampling=Sampling(min_clients=2)), start, config, num_classes=1)
+
+    result: FitResult = hub.run({"hub": server, **{n: client(i) for i, n in enumerate(names)}})["hub"]
+    if secagg:  # c3's shares for round 3 went ahead: its masks are removed; round 4 exchanges fresh keys
+        tags, tasks, _ = _round_log(hub, 3)
+        assert tasks["c0"].secagg_shares is not None and not any("/advertise/" in t for t in tags)
+        tags, tasks, _ = _round_log(hub, 4)
+        assert tasks["c0"].secagg_shares is None and "round-4/secagg/advertise/keys" in tags
+    return result
+
+
+def test_secure_aggregation_survives_a_client_gone_after_its_shares_went_ahead() -> None:
+    plain = _with_a_quitter(0, "round-2/reply")
+    secure = _with_a_quitter(2, "round-2/secagg/unmask/shares")
+    for a, b in zip(plain.weights, secure.weights, strict=True):
+        np.testing.assert_allclose(a, b, atol=1e-3)
+    four, three = ["c0", "c1", "c2", "c3"], ["c0", "c1", "c2"]
+    assert [r.contributed for r in secure.history[1:]] == [four, four, three, three]
+    assert [r.dropped for r in secure.history[3:]] == [["c3"], ["c3"]]
 
 
 def test_secure_aggregation_with_sampled_clients_sends_keys_ahead_for_every_client() -> None:
@@ -180,19 +273,32 @@ def test_secure_aggregation_with_sampled_clients_sends_keys_ahead_for_every_clie
         assert tasks[sampled[0]].secagg_roster.clients == sampled
 
 
-def test_a_client_refuses_a_roster_for_keys_it_did_not_send_ahead() -> None:
+@pytest.mark.parametrize(
+    ("field", "refusal"),
+    [
+        ("secagg_roster", "roster for keys this client did not send ahead"),
+        ("next_roster", "next-round roster for keys this client did not send ahead"),
+        ("secagg_shares", "relayed shares for a roster this client did not accept ahead"),
+    ],
+)
+def test_a_client_refuses_secagg_material_made_of_keys_it_did_not_send_ahead(field: str, refusal: str) -> None:
     from jointly.errors import ProtocolViolation
     from jointly.learn.horizontal.messages import Start
-    from jointly.protocols.secagg import Roster
+    from jointly.protocols.secagg import Roster, SealedShares
 
     parts = breast(1)
     hub = MemoryHub(["hub", "c0"])
     roster = Roster(
         clients=["c0", "c1"], c_pks=[bytes(32), bytes([1]) * 32], s_pks=[bytes([2]) * 32, bytes([3]) * 32], length=2
     )
+    material = {
+        "secagg_roster": {"secagg_roster": roster},
+        "next_roster": {"next_roster": roster, "next_threshold": 2},
+        "secagg_shares": {"secagg_shares": SealedShares(ciphertexts={"c1": bytes(64)})},
+    }[field]
 
     def server(ch: Any) -> None:
-        ch.sub("start").send("c0", "plan", Start(first_round=1, rounds=1))
+        ch.sub("start").send("c0", "plan", Start(first_round=1, rounds=2))
         task = Task(
             round=1,
             train=True,
@@ -200,15 +306,15 @@ def test_a_client_refuses_a_roster_for_keys_it_did_not_send_ahead() -> None:
             weights=initial(),
             config={"local_epochs": 1},
             secagg_threshold=2,
-            secagg_roster=roster,
+            **material,  # type: ignore[arg-type]
         )
         ch.sub("round-1").send("c0", "task", task)
 
     def client(ch: Any) -> Any:
         trainer = Trainer(build_model(SPEC), parts[0], TrainConfig(batch_size=1000, lr=0.5), num_classes=1)
-        return run_client(ch, "hub", trainer, ClientSettings(secagg=2))
+        return run_client(ch, "hub", trainer, ClientSettings(secagg=2, round_timeout=2.0))
 
-    with pytest.raises(ProtocolViolation, match="did not send ahead"):
+    with pytest.raises(ProtocolViolation, match=refusal):
         hub.run({"hub": server, "c0": client}, timeout=60)
 
 
