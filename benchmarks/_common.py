@@ -13,6 +13,7 @@ import argparse
 import json
 import os
 import platform
+import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -33,6 +34,21 @@ class Row:
     bytes_sent: int
     peak_mb: float
     params: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def timing(
+        cls,
+        *,
+        task: str,
+        dataset: str,
+        system: str,
+        seconds: float,
+        bytes_sent: int,
+        peak_mb: float,
+        params: dict[str, Any] | None = None,
+    ) -> Row:
+        """A row whose measured value is the time taken (metric ``seconds``, value = ``seconds``)."""
+        return cls(task, dataset, system, "seconds", seconds, seconds, bytes_sent, peak_mb, params or {})
 
 
 def parse_args(
@@ -73,6 +89,42 @@ def peak_mb_of(pids: Iterable[int]) -> float:
             seen.add(proc.pid)
             total_kb += _vmhwm_kb(proc.pid)
     return total_kb / 1024
+
+
+def wait_until_idle(
+    pids: Iterable[int], *, busy_cores: float = 0.05, window: float = 0.5, limit: float = 30.0
+) -> float:
+    """Wait until the processes use less than ``busy_cores`` of a core over ``window`` seconds (at most ``limit``).
+
+    Nodes keep working after a job ends (the ledger entries are signed and replicated to every
+    party); a job measured meanwhile shares the CPU with that.  Returns the seconds waited.
+    """
+    import psutil
+
+    procs = []
+    for pid in pids:
+        try:
+            procs.append(psutil.Process(pid))
+        except psutil.NoSuchProcess:
+            continue
+
+    def cpu() -> float:
+        total = 0.0
+        for proc in procs:
+            try:
+                t = proc.cpu_times()
+                total += t.user + t.system
+            except psutil.NoSuchProcess:
+                continue
+        return total
+
+    began = time.monotonic()
+    while time.monotonic() - began < limit:
+        before = cpu()
+        time.sleep(window)
+        if cpu() - before < busy_cores * window:
+            break
+    return time.monotonic() - began
 
 
 class MemorySampler:

@@ -35,18 +35,11 @@ pins=(
   "torch==2.13.0"
   "psutil==7.2.2"
 )
-stamp="$venv/.jointly-fate-pins"
-want="$(printf '%s\n' "${pins[@]}")"
-
-say() { printf '[fate_setup] %s\n' "$*"; }
-die() { printf '[fate_setup] ERROR: %s\n' "$*" >&2; exit 1; }
-
-if [[ "${1:-}" == "--force" ]]; then
-  say "--force: removing $venv"
-  rm -rf "$venv"
-elif [[ $# -gt 0 ]]; then
-  die "unknown argument: $1 (only --force is accepted)"
-fi
+tag="fate_setup"
+stem="fate"
+what="FATE"
+pyvar="FATE_PYTHON"
+peer="$here/_fate_peer.py"
 
 # The check that counts: the pinned versions import and FATE's SecureBoost + launcher load.
 verify() {
@@ -62,43 +55,6 @@ print(f"fate {fate.__version__} | pyfate {md.version('pyfate')} | numpy {numpy._
 EOF
 }
 
-if [[ -x "$venv/bin/python" && -f "$stamp" && "$(cat "$stamp")" == "$want" ]]; then
-  if versions="$(verify 2>&1)"; then
-    say "already set up, nothing to do: $venv"
-    say "$versions"
-    exit 0
-  fi
-  say "existing venv failed its check, reinstalling pins:"
-  printf '%s\n' "$versions" | tail -5 >&2
-fi
-
-if [[ ! -x "$venv/bin/python" ]]; then
-  command -v "$py" >/dev/null 2>&1 || die "no '$py' on PATH; set FATE_PYTHON to a Python 3.11 interpreter"
-  pyver="$("$py" -c 'import sys; print("%d.%d" % sys.version_info[:2])')" \
-    || die "'$py' does not run"
-  [[ "$pyver" == "3.11" ]] || say "WARNING: $py is Python $pyver; this setup was verified with 3.11 only"
-  say "creating venv $venv with $("$py" -c 'import sys; print(sys.executable, sys.version.split()[0])')"
-  "$py" -m venv "$venv" || die "'$py -m venv $venv' failed (Debian: apt-get install python3.11-venv)"
-else
-  say "reusing venv $venv ($("$venv/bin/python" -c 'import sys; print(sys.version.split()[0])'))"
-fi
-
-say "installing: ${pins[*]}"
-say "(first time: downloads ~1 GB with the local CPU torch, several GB without; takes a few minutes)"
-log="$venv/.jointly-fate-pip.log"
-if ! "$venv/bin/python" -m pip install --no-input "${pins[@]}" >"$log" 2>&1; then
-  grep -v "^WARNING: Location 'file:" "$log" | tail -25 >&2
-  die "pip install failed (full log: $log)"
-fi
-"$venv/bin/python" -m pip check >>"$log" 2>&1 || say "WARNING: 'pip check' reports conflicts (see $log); continuing, the import check decides"
-
-if ! versions="$(verify 2>&1)"; then
-  printf '%s\n' "$versions" | tail -20 >&2
-  die "FATE does not import in $venv (see above)"
-fi
-printf '%s\n' "$want" >"$stamp"
-"$venv/bin/python" -m pip freeze >"$venv/.jointly-fate-freeze.txt" 2>/dev/null || true
-say "done: $venv"
-say "$versions"
-say "full list of installed versions: $venv/.jointly-fate-freeze.txt"
-say "run: $venv/bin/python $here/_fate_peer.py --help"
+# shellcheck source=benchmarks/_peer_venv.sh
+source "$here/_peer_venv.sh"
+peer_venv_main "$@"

@@ -66,7 +66,7 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import SHARED_DATA, MemorySampler, Row, parse_args, write_results
+from _common import SHARED_DATA, MemorySampler, Row, parse_args, wait_until_idle, write_results
 from jointly.config.federation import init_federation
 from jointly.config.job import JobSpec
 from jointly.data.federated import dirichlet_partition, iid_partition
@@ -224,6 +224,7 @@ def run_jointly(
     so the measured jobs start the way they would on a node that has run one before.  With
     ``repeat > 1`` the specs run interleaved (plain, secagg, plain, secagg, ...) and each spec's run
     with the lowest steady round time is kept; every run's steady time is in ``steady_by_run``.
+    Each job starts once the nodes are idle (``settle_seconds``: how long that took).
     """
     fed = init_federation(parties, tmp / "fed", name="bench")
     began = time.perf_counter()
@@ -242,9 +243,12 @@ def run_jointly(
         first = _job(client, warm_up, parties, pids)
         cold["cold_startup_seconds"] = round(first.startup, 3)
         runs: list[list[Measured]] = [[] for _ in specs]
+        settled: list[float] = []
         for _ in range(max(1, repeat)):
             for i, spec in enumerate(specs):
+                settled.append(round(wait_until_idle(pids), 2))  # e.g. the last job's ledger replication
                 runs[i].append(_job(client, spec, parties, pids))
+        cold["settle_seconds"] = settled
         for tried in runs:
             best = min(tried, key=lambda m: m.steady)
             best.extra["steady_by_run"] = [round(m.steady, 4) for m in tried]
@@ -443,7 +447,8 @@ def notes_for(rounds: int, flower_short: int) -> list[str]:
         "- jointly: an aggregator node and one node per client, separate processes over mutual-TLS gRPC on "
         "loopback, one torch thread per client; start-up measured after a 1-round warm-up job on the same nodes "
         "(the cold first job's start-up is in params.cold_startup_seconds); plain and secagg jobs run "
-        "interleaved, --repeat times (default 2), and each keeps the run with the lower median round time "
+        "interleaved, --repeat times (default 2), each once the nodes are idle (params.settle_seconds: the last "
+        "job's ledger replication), and each keeps the run with the lower median round time "
         "(params.steady_by_run has every run's: the spread between runs on this 2-core machine is up to 30%).",
         "- Flower 1.41.0: local deployment (flower-superlink + one flower-supernode per client, subprocess "
         "isolation, insecure HTTP, no Ray), its workflow API (DefaultWorkflow + FedAvg; SecAggPlusWorkflow + "

@@ -97,12 +97,10 @@ def run_jointly(name: str, labels: dict[str, bytes], ids: list[str], repeats: in
         "workers": os.cpu_count(),
     }
     rows = [
-        Row(
+        Row.timing(
             task="labeled_psi_preprocess",
             dataset=name,
             system="jointly",
-            metric="seconds",
-            value=prep,
             seconds=prep,
             bytes_sent=table_bytes,
             peak_mb=mem.peak_mb,
@@ -116,12 +114,10 @@ def run_jointly(name: str, labels: dict[str, bytes], ids: list[str], repeats: in
     if found != expected:
         raise SystemExit("jointly labeled PSI returned wrong labels (first query)")
     rows.append(
-        Row(
+        Row.timing(
             task="labeled_psi_first_query",
             dataset=name,
             system="jointly",
-            metric="seconds",
-            value=first,
             seconds=first,
             bytes_sent=first_bytes,
             peak_mb=mem.peak_mb,
@@ -139,12 +135,10 @@ def run_jointly(name: str, labels: dict[str, bytes], ids: list[str], repeats: in
             times.append(seconds)
     online = statistics.median(times)
     rows.append(
-        Row(
+        Row.timing(
             task="labeled_psi_online",
             dataset=name,
             system="jointly",
-            metric="seconds",
-            value=online,
             seconds=online,
             bytes_sent=sent,
             peak_mb=mem.peak_mb,
@@ -224,23 +218,19 @@ def run_openmined(name: str, labels: dict[str, bytes], ids: list[str], repeats: 
     print(f"  openmined-psi  preprocess {out['prep']:8.2f} s  setup {out['setup_bytes'] / 1e6:7.1f} MB")
     print(f"  openmined-psi  online {online:7.3f} s  runs {[round(t, 3) for t in out['times']]}")
     return [
-        Row(
+        Row.timing(
             task="labeled_psi_preprocess",
             dataset=name,
             system="openmined-psi",
-            metric="seconds",
-            value=out["prep"],
             seconds=out["prep"],
             bytes_sent=out["setup_bytes"],
             peak_mb=out["peak_mb"],
             params={**common, "table_bytes": out["setup_bytes"]},
         ),
-        Row(
+        Row.timing(
             task="labeled_psi_online",
             dataset=name,
             system="openmined-psi",
-            metric="seconds",
-            value=online,
             seconds=online,
             bytes_sent=out["bytes"],
             peak_mb=out["peak_mb"],

@@ -63,12 +63,10 @@ def run_jointly(n: int, a: list[Any], b: list[Any], tmp: Path) -> Row:
     if size != n // 2:
         raise SystemExit(f"jointly PSI returned {size} common ids, expected {n // 2}")
     sent = sum(int((v or {}).get("bytes_sent", 0)) for v in outcome.views.values())
-    return Row(
+    return Row.timing(
         task="psi",
         dataset=f"{n // 1000}k" if n < 1_000_000 else f"{n // 1_000_000}m",
         system="jointly",
-        metric="seconds",
-        value=seconds,
         seconds=seconds,
         bytes_sent=sent,
         peak_mb=peak,
@@ -111,12 +109,10 @@ def run_openmined(n: int, a: list[Any], b: list[Any]) -> Row | None:
     proc.join()
     if out["size"] != n // 2:
         raise SystemExit(f"openmined-psi returned {out['size']} common ids, expected {n // 2}")
-    return Row(
+    return Row.timing(
         task="psi",
         dataset=f"{n // 1000}k" if n < 1_000_000 else f"{n // 1_000_000}m",
         system="openmined-psi",
-        metric="seconds",
-        value=out["seconds"],
         seconds=out["seconds"],
         bytes_sent=out["bytes"],
         peak_mb=out["peak_mb"],

@@ -208,7 +208,7 @@ class Channel:
             for name, value in values.items():
                 send(name, value)
             return failed
-        with ThreadPoolExecutor(max_workers=min(8, len(values)), thread_name_prefix="channel-send") as pool:
+        with ThreadPoolExecutor(max_workers=min(32, len(values)), thread_name_prefix="channel-send") as pool:
             for future in [pool.submit(send, name, value) for name, value in values.items()]:
                 future.result()
         return failed
