@@ -246,8 +246,10 @@ def run_client(
             if task.secagg_threshold or task.secagg_roster or task.secagg_shares or task.next_roster:
                 raise ProtocolViolation(f"{server!r} sent secure-aggregation material to a client it did not sample")
             stats = trainer.evaluate(weights).to_wire() if task.evaluate else None
-            reply = Reply(round=r, num_examples=0, weights=None, train_loss=math.nan, eval=stats)
-            ch.send(server, "reply", dataclasses.replace(reply, next_keys=ahead.fresh(r)))
+            reply = Reply(
+                round=r, num_examples=0, weights=None, train_loss=math.nan, eval=stats, next_keys=ahead.fresh(r)
+            )
+            ch.send(server, "reply", reply)
             continue
         secure, sharing, sealing_next = _secagg_round(ch.sub("secagg"), task, settings, made_ahead, ahead)
         stats = trainer.evaluate(weights).to_wire() if task.evaluate else None
