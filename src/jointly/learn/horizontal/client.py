@@ -251,7 +251,8 @@ def run_client(
             )
             ch.send(server, "reply", reply)
             continue
-        secure, sharing, sealing_next = _secagg_round(ch.sub("secagg"), task, settings, made_ahead, ahead)
+        sa = ch.sub("secagg")
+        secure, sharing, sealing_next = _secagg_round(sa, task, settings, made_ahead, ahead)
         stats = trainer.evaluate(weights).to_wire() if task.evaluate else None
         epochs = task.config.get("local_epochs")
         if not isinstance(epochs, int) or isinstance(epochs, bool) or not 1 <= epochs <= 1000:
@@ -274,7 +275,6 @@ def run_client(
                 np.asarray(n, dtype=np.float64) - np.asarray(w, dtype=np.float64)
                 for n, w in zip(new, weights, strict=True)
             ]
-            sa = ch.sub("secagg")
             masked = mask(sa, secure, delta, num_examples=trainer.data.num_train)
             next_shares = sealing_next.wait() if sealing_next is not None else None
             reply = Reply(

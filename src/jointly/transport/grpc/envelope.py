@@ -135,28 +135,17 @@ _E = TypeVar("_E")
 # kind -> (class, {field: (allowed types, bound)}): bound is a max length for str/bytes/dict, a max value for int
 _Spec = dict[str, tuple[tuple[type, ...], int]]
 _SCALAR = (str, int, float, type(None))
+#: where a job message goes, the same in a Send stream's header and in a SendOne request
+_ADDRESS: _Spec = {
+    "job": ((str,), MAX_JOB_ID),
+    "src": ((str,), MAX_NAME),
+    "dst": ((str,), MAX_NAME),
+    "tag": ((str,), MAX_TAG),
+}
 _SCHEMAS: dict[str, tuple[type, _Spec]] = {
-    "hdr": (
-        SendHeader,
-        {
-            "job": ((str,), MAX_JOB_ID),
-            "src": ((str,), MAX_NAME),
-            "dst": ((str,), MAX_NAME),
-            "tag": ((str,), MAX_TAG),
-            "size": ((int,), 1 << 62),
-        },
-    ),
+    "hdr": (SendHeader, {**_ADDRESS, "size": ((int,), 1 << 62)}),
     "chk": (Chunk, {"data": ((bytes,), MAX_CHUNK_BYTES)}),
-    "msg": (
-        WholeMessage,
-        {
-            "job": ((str,), MAX_JOB_ID),
-            "src": ((str,), MAX_NAME),
-            "dst": ((str,), MAX_NAME),
-            "tag": ((str,), MAX_TAG),
-            "data": ((bytes,), MAX_CHUNK_BYTES),
-        },
-    ),
+    "msg": (WholeMessage, {**_ADDRESS, "data": ((bytes,), MAX_CHUNK_BYTES)}),
     "ack": (Ack, {"duplicate": ((bool,), 1)}),
     "st": (
         JobState,
