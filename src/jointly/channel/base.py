@@ -71,6 +71,10 @@ class Endpoint(ABC):
     @abstractmethod
     def recv_bytes(self, frm: str, tag: str, timeout: float) -> bytes: ...
 
+    @abstractmethod
+    def recv_first_bytes(self, frm: str, tags: Sequence[str], timeout: float) -> tuple[str, bytes]:
+        """Like :meth:`recv_bytes` for whichever of ``tags`` arrives first: ``(tag, data)``; the others stay."""
+
     def check(self) -> None:
         """Raise :class:`~jointly.errors.ProtocolAborted` if the job has failed elsewhere."""
         return None
@@ -172,6 +176,20 @@ class Channel:
         wait = self._endpoint.default_timeout if timeout is None else timeout
         data = self._endpoint.recv_bytes(frm, self._tag(tag), wait)
         return decode(data, max_bytes=self._endpoint.max_message_bytes)
+
+    def recv_first(self, frm: str, tags: Sequence[str], *, timeout: float | None = None) -> tuple[str, object]:
+        """Wait for whichever of ``tags`` arrives first from ``frm``: ``(tag, value)``.
+
+        For a party that may or may not be asked something before the protocol moves on (the tags of
+        the other messages stay in the mailbox, to be received later or never).
+        """
+        self._check_party(frm)
+        if not tags:
+            raise ConfigError("recv_first needs at least one tag")
+        full = {self._tag(t): t for t in tags}
+        wait = self._endpoint.default_timeout if timeout is None else timeout
+        got, data = self._endpoint.recv_first_bytes(frm, list(full), wait)
+        return full[got], decode(data, max_bytes=self._endpoint.max_message_bytes)
 
     def broadcast(self, tag: str, value: object, *, to: Sequence[str] | None = None) -> None:
         """Send the same value to every peer (or to the parties in ``to``); encodes once."""

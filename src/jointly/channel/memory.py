@@ -43,18 +43,22 @@ class MemoryHub:
             self._cond.notify_all()
 
     def take(self, dst: str, src: str, tag: str, timeout: float) -> bytes:
+        return self.take_first(dst, src, (tag,), timeout)[1]
+
+    def take_first(self, dst: str, src: str, tags: Sequence[str], timeout: float) -> tuple[str, bytes]:
         deadline = time.monotonic() + timeout
         with self._cond:
             while True:
                 if self._failed is not None and self._failed[0] != dst:
                     party, stage, reason = self._failed
                     raise ProtocolAborted(party, stage, reason)
-                data = self._boxes.pop((dst, src, tag), None)
-                if data is not None:
-                    return data
+                for tag in tags:
+                    data = self._boxes.pop((dst, src, tag), None)
+                    if data is not None:
+                        return tag, data
                 left = deadline - time.monotonic()
                 if left <= 0:
-                    raise PeerTimeout(src, tag, timeout)
+                    raise PeerTimeout(src, " or ".join(tags), timeout)
                 self._cond.wait(left)
 
     def fail(self, party: str, stage: str, reason: str) -> None:
@@ -116,6 +120,9 @@ class MemoryEndpoint(Endpoint):
 
     def recv_bytes(self, frm: str, tag: str, timeout: float) -> bytes:
         return self.hub.take(self.party, frm, tag, timeout)
+
+    def recv_first_bytes(self, frm: str, tags: Sequence[str], timeout: float) -> tuple[str, bytes]:
+        return self.hub.take_first(self.party, frm, tags, timeout)
 
     def check(self) -> None:
         self.hub.check(self.party)

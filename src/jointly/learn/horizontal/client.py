@@ -30,9 +30,10 @@ from jointly.protocols.secagg import (
     SealedShares,
     SecAggConfig,
     accept_roster,
-    help_unmask,
+    answer_unmask,
     mask,
     open_shares,
+    precompute_mask,
     prepare,
     public_keys,
     seal_shares,
@@ -230,9 +231,12 @@ def run_client(
     stop = ""
     last = start.first_round - 1
     ahead = _KeysAhead(channel.party, server, settings, start.rounds)
+    premasking: _Background | None = None  # the next round's masks, made while we wait for its task
+    early: object = None  # the next message, received while waiting for a request to help unmask
     for r in range(start.first_round, start.rounds + 1):
         ch = channel.sub(f"round-{r}")
-        task = expect(ch.recv(server, "task"), Task, server)
+        task = expect(ch.recv(server, "task") if early is None else early, Task, server)
+        early = None
         if task.round != r:
             raise ProtocolViolation(f"{server!r} sent the task of round {task.round} in round {r}")
         if task.stop:
@@ -275,6 +279,9 @@ def run_client(
                 np.asarray(n, dtype=np.float64) - np.asarray(w, dtype=np.float64)
                 for n, w in zip(new, weights, strict=True)
             ]
+            if premasking is not None:  # it writes only secure.premask; open_shares wrote other fields meanwhile
+                premasking.wait()
+                premasking = None
             masked = mask(sa, secure, delta, num_examples=trainer.data.num_train)
             next_shares = sealing_next.wait() if sealing_next is not None else None
             reply = Reply(
@@ -288,7 +295,17 @@ def run_client(
                 next_shares=next_shares if isinstance(next_shares, SealedShares) else None,
             )
             ch.send(server, "reply", reply)
-            help_unmask(sa, secure)
+            # the aggregator asks only some clients for unmasking shares: the next message may come first
+            upcoming = f"round-{r + 1}/task" if r < start.rounds else "final/model"
+            tag, value = channel.recv_first(server, [f"round-{r}/secagg/unmask/request", upcoming])
+            if tag == upcoming:
+                early = value
+            else:
+                helping = sa.sub("unmask")
+                helping.send(server, "shares", answer_unmask(secure, value, stage=helping.namespace))
+            nxt = ahead.states.get(r + 1)
+            if sealing_next is not None and nxt is not None and nxt.roster is not None:
+                premasking = _Background(precompute_mask, nxt)  # the next round's masks while we wait for its task
         else:
             if settings.secagg:
                 raise ProtocolViolation(f"{server!r} asked for a plain update in a job with secure aggregation")
@@ -296,7 +313,7 @@ def run_client(
             ch.send(server, "reply", reply)
         if on_round is not None:
             on_round(r)
-    final = expect(channel.sub("final").recv(server, "model"), Final, server)
+    final = expect(channel.sub("final").recv(server, "model") if early is None else early, Final, server)
     weights = check_weights(final.weights, shapes, server)
     channel.sub("final").send(server, "eval", trainer.evaluate(weights).to_wire())
     progress.update("federated training", start.rounds, start.rounds)

@@ -19,9 +19,11 @@ Stages (each a channel namespace, so the ledger and error messages name them):
        (:mod:`jointly.protocols.secagg`, sub-stage ``secagg``): the aggregator gets only the sum
        of the survivors' example-weighted model *deltas* and the total example count, and hands
        their mean to the strategy as one pre-aggregated update.  Its messages ride on the round's
-       own where they can, so that from round 3 on a client exchanges four messages per round
-       (task, reply, unmasking request and answer) instead of two: each reply carries the
-       client's masked update and fresh public keys for the rounds after next; when every live
+       own where they can, so that from round 3 on a client exchanges at most four messages per
+       round (task, reply, unmasking request and answer) instead of two -- only ``threshold``
+       survivors, taking turns, are asked to help unmask, the others only if one of them fails
+       to answer; each reply carries the client's masked update, and fresh public keys for the
+       rounds after next; when every live
        client trains in a round, its tasks carry the *next* round's roster, the clients seal their
        shares for it while they train and send them with the reply, and the next tasks relay them.
        Otherwise (round 1, client sampling, a client gone) the task carries the roster made of keys
@@ -440,7 +442,9 @@ class _Server:
         record.train_loss = float(np.mean(losses)) if losses else None
         if secure is not None:
             inputs: dict[str, object] = {n: rep.masked for n, rep in replies.items() if rep.masked is not None}
-            updates = self._secure(ch, r, finish_round(ch.sub("secagg"), secure, inputs), record)
+            turn = (r - 1) % len(sampled)  # clients take turns at helping unmask: only `threshold` are asked
+            prefer = [*sampled[turn:], *sampled[:turn]]
+            updates = self._secure(ch, r, finish_round(ch.sub("secagg"), secure, inputs, prefer=prefer), record)
         else:
             updates = []
             for name, rep in replies.items():

@@ -21,6 +21,7 @@ from jointly.protocols.secagg.common import (
     KEY_BYTES,
     AdvertiseKeys,
     MaskedInput,
+    MaskExpander,
     Roster,
     SealedShares,
     SecAggConfig,
@@ -30,7 +31,6 @@ from jointly.protocols.secagg.common import (
     expect,
     mask_seed,
     open_sealed,
-    prg,
     require,
     seal,
     session_id,
@@ -57,6 +57,8 @@ class ClientState:
     sharers: tuple[str, ...] = ()  # U2: clients whose shares everyone holds
     survivors: tuple[str, ...] = ()  # U3
     dropped: tuple[str, ...] = ()
+    share_keys: dict[str, bytes] = field(default_factory=dict, repr=False)  # by peer: seals and opens its shares
+    premask: np.ndarray | None = field(default=None, repr=False)  # every mask of the roster, made ahead
 
     def index(self, client: str) -> int:
         if self.roster is None:
@@ -144,12 +146,23 @@ def seal_shares(state: ClientState) -> SealedShares:
     shares = shamir.split(secrets_, state.config.threshold, xs)
     state.own_shares = dict(zip(roster.clients, shares, strict=True))
     sealed = {}
-    for v, c_pk in zip(roster.clients, roster.c_pks, strict=True):
+    for v in roster.clients:
         if v == state.name:
             continue
-        key = share_key(state.c_key, c_pk, session=state.session, peer=v)
+        key = _share_key(state, v)
         sealed[v] = seal(key, state.own_shares[v].to_bytes(), session=state.session, sender=state.name, recipient=v)
     return SealedShares(ciphertexts=sealed)
+
+
+def _share_key(state: ClientState, peer: str) -> bytes:
+    """The key that seals our shares for ``peer`` and opens its shares for us (derived once per roster)."""
+    key = state.share_keys.get(peer)
+    if key is None:
+        if state.roster is None:
+            raise ConfigError("stage out of order: no roster yet")
+        c_pk = state.roster.c_pks[state.index(peer)]
+        key = state.share_keys[peer] = share_key(state.c_key, c_pk, session=state.session, peer=peer)
+    return key
 
 
 def receive_shares(channel: Channel, state: ClientState) -> None:
@@ -175,8 +188,7 @@ def open_shares(state: ClientState, value: object, *, stage: str = "share") -> N
     for u, ct in bundle.ciphertexts.items():
         if u not in roster.clients or u == state.name:
             raise ProtocolViolation(f"relayed shares name an unknown sender {u!r}")
-        key = share_key(state.c_key, roster.c_pks[state.index(u)], session=state.session, peer=u)
-        plain = open_sealed(key, ct, session=state.session, sender=u, recipient=state.name)
+        plain = open_sealed(_share_key(state, u), ct, session=state.session, sender=u, recipient=state.name)
         try:
             share = shamir.Share.from_bytes(plain)
         except ConfigError as exc:
@@ -201,26 +213,62 @@ def masked_message(state: ClientState, vector: np.ndarray) -> MaskedInput:
         raise ConfigError("stage out of order: share_keys first")
     if vector.shape != (roster.length,) or vector.dtype != state.config.dtype:
         raise ConfigError(f"the update has {vector.size} coordinates, the server expects {roster.length}")
-    dtype = state.config.dtype
-    y = vector + prg(state.b_seed, roster.length, dtype)
+    premask, state.premask = state.premask, None  # a mask serves one input
+    if premask is None:
+        return MaskedInput(vector=vector + _masks(state, state.sharers))
+    y = vector + premask
+    gone = [v for v in roster.clients if v not in state.sharers]  # no shares from them: their masks come off
+    if gone:
+        y -= _masks(state, gone, self_mask=False)
+    return MaskedInput(vector=y)
+
+
+def precompute_mask(state: ClientState) -> None:
+    """Expand this client's masks for every client of the roster now, before the input exists.
+
+    The masks depend only on the keys, the roster and the self-mask seed, so a client can make them
+    while it waits (for the next task, say); :func:`masked_message` then adds them in one pass and
+    takes off the masks shared with any client that sent no shares.  Nothing is sent.
+    """
+    if state.roster is None:
+        raise ConfigError("stage out of order: a roster first")
+    state.premask = _masks(state, state.roster.clients)
+
+
+def _masks(state: ClientState, peers: Sequence[str], *, self_mask: bool = True) -> np.ndarray:
+    """``PRG(b) + sum_v ±PRG(s_uv)`` over ``peers`` (``+`` for a later client in the roster, ``-`` for an earlier)."""
+    roster = state.roster
+    if roster is None:
+        raise ConfigError("stage out of order: no roster yet")
+    expander = MaskExpander(roster.length, state.config.dtype)
+    total = np.zeros(roster.length, dtype=state.config.dtype)
+    if self_mask:
+        expander.add(total, state.b_seed)
     me = state.index(state.name)
-    for v in state.sharers:
+    for v in peers:
         if v == state.name:
             continue
         j = state.index(v)
         seed = mask_seed(state.s_key, roster.s_pks[j], session=state.session, peer=v)
-        mask = prg(seed, roster.length, dtype)
         if me < j:
-            y += mask
+            expander.add(total, seed)
         else:
-            y -= mask
-    return MaskedInput(vector=y)
+            expander.subtract(total, seed)
+    return total
 
 
 def unmask(channel: Channel, state: ClientState) -> None:
     """Stage 4: reveal shares of survivors' self-mask seeds and of dropped clients' mask keys, never both."""
     ch = channel.sub("unmask")
-    request = expect(ch.recv(state.server, "request", timeout=state.config.client_timeout), UnmaskRequest, state.server)
+    request = ch.recv(state.server, "request", timeout=state.config.client_timeout)
+    ch.send(state.server, "shares", answer_unmask(state, request, stage=ch.namespace))
+
+
+def answer_unmask(state: ClientState, value: object, *, stage: str = "unmask") -> UnmaskShares:
+    """Stage 4's answer to the server's request however it arrived (``UnmaskRequest``), once per aggregation."""
+    request = expect(value, UnmaskRequest, state.server)
+    if state.survivors:
+        raise ProtocolViolation("a second unmasking request in one secure aggregation")
     if not (isinstance(request.survivors, list) and isinstance(request.dropped, list)):
         raise ProtocolViolation("the unmask request is malformed")
     survivors, dropped = list(request.survivors), list(request.dropped)
@@ -232,11 +280,11 @@ def unmask(channel: Channel, state: ClientState) -> None:
         or state.name not in survivors
     ):
         raise ProtocolViolation("the unmask request does not split the clients that shared keys")
-    require(len(survivors), state.config.threshold, party=state.server, stage=ch.namespace, what="sent inputs")
+    require(len(survivors), state.config.threshold, party=state.server, stage=stage, what="sent inputs")
     state.survivors, state.dropped = tuple(survivors), tuple(dropped)
     self_seed = {u: state.received[u].only(SELF_SEED).to_bytes() for u in survivors}
     mask_key = {u: state.received[u].only(MASK_KEY).to_bytes() for u in dropped}
-    ch.send(state.server, "shares", UnmaskShares(self_seed=self_seed, mask_key=mask_key))
+    return UnmaskShares(self_seed=self_seed, mask_key=mask_key)
 
 
 @dataclass(frozen=True)

@@ -230,14 +230,39 @@ def decode_sum(
 
 def prg(seed: bytes, length: int, dtype: np.dtype) -> np.ndarray:
     """``length`` pseudo-random ring elements: the AES-256-CTR keystream of ``seed`` (zero IV), little-endian."""
-    if len(seed) != KEY_BYTES:
-        raise ProtocolViolation("a mask seed must be 32 bytes")
-    size = length * dtype.itemsize
-    buf = bytearray(size + 15)  # zeros, encrypted in place (OpenSSL allows exactly aliased buffers)
-    encryptor = Cipher(algorithms.AES(seed), modes.CTR(bytes(16))).encryptor()
-    encryptor.update_into(memoryview(buf)[:size], buf)
-    encryptor.finalize()
-    return np.frombuffer(buf, dtype=dtype.newbyteorder("<"), count=length).astype(dtype, copy=False)
+    return MaskExpander(length, dtype).stream(seed).astype(dtype)  # a copy, in native byte order
+
+
+class MaskExpander:
+    """Adds keystreams of :func:`prg` into ring vectors of one length, through one reused buffer.
+
+    ``add(y, seed)`` is ``y += prg(seed, ...)`` (modulo the ring) without a fresh buffer per mask: a new
+    buffer of a model's size costs as much in page faults and zeroing as the encryption itself.
+    """
+
+    def __init__(self, length: int, dtype: np.dtype) -> None:
+        self.length, self.dtype = int(length), np.dtype(dtype)
+        size = self.length * self.dtype.itemsize
+        self._zeros = bytes(size)
+        self._buf = bytearray(size + 15)  # update_into wants room for a block beyond the input
+        self._view = np.frombuffer(self._buf, dtype=self.dtype.newbyteorder("<"), count=self.length)
+
+    def stream(self, seed: bytes) -> np.ndarray:
+        """The keystream of ``seed`` as ring elements; a view that the next call overwrites."""
+        if len(seed) != KEY_BYTES:
+            raise ProtocolViolation("a mask seed must be 32 bytes")
+        encryptor = Cipher(algorithms.AES(seed), modes.CTR(bytes(16))).encryptor()
+        encryptor.update_into(self._zeros, self._buf)
+        encryptor.finalize()
+        return self._view
+
+    def add(self, target: np.ndarray, seed: bytes) -> None:
+        """``target += prg(seed)`` in place (wrapping modulo the ring)."""
+        np.add(target, self.stream(seed), out=target)
+
+    def subtract(self, target: np.ndarray, seed: bytes) -> None:
+        """``target -= prg(seed)`` in place (wrapping modulo the ring)."""
+        np.subtract(target, self.stream(seed), out=target)
 
 
 def session_id(roster: Roster, config: SecAggConfig) -> bytes:

@@ -20,6 +20,7 @@ from jointly.errors import ConfigError, PeerDropped, PeerTimeout, ProtocolViolat
 from jointly.protocols.secagg.common import (
     AdvertiseKeys,
     MaskedInput,
+    MaskExpander,
     Roster,
     SealedShares,
     SecAggConfig,
@@ -29,7 +30,6 @@ from jointly.protocols.secagg.common import (
     decode_sum,
     expect,
     mask_seed,
-    prg,
     require,
     session_id,
     vector_length,
@@ -182,16 +182,31 @@ def _rebuild(shares: dict[str, bytes], responders: Sequence[str], state: ServerS
         raise ProtocolViolation(f"the shares of {owner!r}'s secret are inconsistent") from exc
 
 
-def unmask(channel: Channel, state: ServerState) -> SecAggResult:
-    """Stage 4: ask U3 for shares, rebuild self-mask seeds of U3 and mask keys of U2 - U3, unmask the sum."""
+def unmask(channel: Channel, state: ServerState, *, prefer: Sequence[str] | None = None) -> SecAggResult:
+    """Stage 4: ask U3 for shares, rebuild self-mask seeds of U3 and mask keys of U2 - U3, unmask the sum.
+
+    ``prefer``: ask only ``threshold`` members of U3, the first in this order (fewer messages), and
+    the rest of U3 only if too few of them answer.  Clients not asked must then be ready to receive
+    the request until the protocol moves on (see :meth:`~jointly.channel.Channel.recv_first`).
+    Default: ask all of U3 at once.
+    """
     ch = channel.sub("unmask")
     roster, total = state.roster, state.masked_sum
     if roster is None or total is None:
         raise ConfigError("stage out of order: collect_masked first")
     survivors = list(state.survivors)
     dropped = [c for c in state.sharers if c not in state.survivors]
-    _send_each(ch, "request", dict.fromkeys(survivors, UnmaskRequest(survivors=survivors, dropped=dropped)))
-    got = _gather(ch, "shares", survivors, state.config.timeout)
+    request = UnmaskRequest(survivors=survivors, dropped=dropped)
+    first = survivors
+    if prefer is not None:
+        ranked = [c for c in prefer if c in survivors] + [c for c in survivors if c not in prefer]
+        first = [c for c in survivors if c in ranked[: state.config.threshold]]  # U3's order
+    _send_each(ch, "request", dict.fromkeys(first, request))
+    got = _gather(ch, "shares", first, state.config.timeout)
+    rest = [c for c in survivors if c not in first]
+    if len(got) < state.config.threshold and rest:  # a helper dropped out: ask the others
+        _send_each(ch, "request", dict.fromkeys(rest, request))
+        got |= _gather(ch, "shares", rest, state.config.timeout)
     replies = {}
     for name, value in got.items():
         msg = expect(value, UnmaskShares, name)
@@ -203,10 +218,9 @@ def unmask(channel: Channel, state: ServerState) -> SecAggResult:
     responders = [c for c in survivors if c in replies][: state.config.threshold]
     require(len(replies), state.config.threshold, party=ch.party, stage=ch.namespace, what="sent unmasking shares")
 
-    dtype, length = state.config.dtype, state.length
+    expander = MaskExpander(state.length, state.config.dtype)
     for v in survivors:
-        seed = _rebuild({r: replies[r].self_seed[v] for r in responders}, responders, state, v)
-        total -= prg(seed, length, dtype)
+        expander.subtract(total, _rebuild({r: replies[r].self_seed[v] for r in responders}, responders, state, v))
     for u in dropped:
         raw = _rebuild({r: replies[r].mask_key[u] for r in responders}, responders, state, u)
         key = X25519PrivateKey.from_private_bytes(raw)
@@ -215,11 +229,11 @@ def unmask(channel: Channel, state: ServerState) -> SecAggResult:
             raise ProtocolViolation(f"the rebuilt mask key of {u!r} does not match its public key")
         for v in survivors:
             iv = state.index(v)
-            mask = prg(mask_seed(key, roster.s_pks[iv], session=state.session, peer=v), length, dtype)
+            seed = mask_seed(key, roster.s_pks[iv], session=state.session, peer=v)
             if iv < iu:  # v added +PRG(s_uv) for a later client u, -PRG for an earlier one
-                total -= mask
+                expander.subtract(total, seed)
             else:
-                total += mask
+                expander.add(total, seed)
     arrays, examples = decode_sum(total, state.shapes, state.config)
     state.result = SecAggResult(
         sum=arrays,
@@ -258,11 +272,14 @@ def close_round(channel: Channel, state: ServerState) -> SecAggResult:
     return unmask(channel, state)
 
 
-def finish_round(channel: Channel, state: ServerState, inputs: dict[str, object]) -> SecAggResult:
-    """Stages 3-4 when the masked inputs (``MaskedInput`` by client) arrived inside the caller's messages."""
+def finish_round(
+    channel: Channel, state: ServerState, inputs: dict[str, object], *, prefer: Sequence[str] | None = None
+) -> SecAggResult:
+    """Stages 3-4 when the masked inputs (``MaskedInput`` by client) arrived inside the caller's messages;
+    ``prefer`` as in :func:`unmask`."""
     ch = channel.sub("masked")
     accept_masked(state, inputs, party=ch.party, stage=ch.namespace)
-    return unmask(channel, state)
+    return unmask(channel, state, prefer=prefer)
 
 
 def run_secagg_server(

@@ -266,6 +266,10 @@ class GrpcEndpoint(Endpoint):
     # -- receiving --------------------------------------------------------------------------
     def recv_bytes(self, frm: str, tag: str, timeout: float) -> bytes:
         """Wait for ``frm``'s message under ``tag``; PeerTimeout after ``timeout``, ProtocolAborted on failure."""
+        return self.recv_first_bytes(frm, (tag,), timeout)[1]
+
+    def recv_first_bytes(self, frm: str, tags: Sequence[str], timeout: float) -> tuple[str, bytes]:
+        """Wait for whichever of ``frm``'s messages under ``tags`` arrives first: ``(tag, data)``."""
         self._check_peer(frm)
         deadline = time.monotonic() + timeout
         with self._cond:
@@ -274,14 +278,15 @@ class GrpcEndpoint(Endpoint):
                     raise ProtocolAborted(*self._failure)
                 if self._final is not None:
                     raise TransportError(f"job {self.job_id} is closed at {self.party!r}")
-                data = self._box.pop((frm, tag), None)
-                if data is not None:
-                    return data
+                for tag in tags:
+                    data = self._box.pop((frm, tag), None)
+                    if data is not None:
+                        return tag, data
                 if frm in self._dropped:
                     raise PeerDropped(frm, *self._dropped[frm])
                 left = deadline - time.monotonic()
                 if left <= 0:
-                    raise PeerTimeout(frm, tag, timeout)
+                    raise PeerTimeout(frm, " or ".join(tags), timeout)
                 self._cond.wait(left)
 
     def was_delivered(self, src: str, tag: str) -> bool:

@@ -193,6 +193,36 @@ def test_secure_aggregation_sends_keys_rosters_and_shares_ahead_so_later_rounds_
     assert all(t.next_roster is None and t.secagg_shares is not None for t in tasks.values())
     assert all(rep.next_keys is None and rep.next_shares is None for rep in replies.values())
     assert [r.contributed for r in secure.history[1:]] == [names] * 4
+    # only `threshold` (3) clients are asked for unmasking shares, taking turns; the others wait for the next task
+    asked = {
+        r: sorted(d for _s, d, tag, _m in hub.log if tag == f"round-{r}/secagg/unmask/request") for r in range(1, 5)
+    }
+    assert asked == {1: ["c0", "c1", "c2"], 2: ["c1", "c2", "c3"], 3: ["c0", "c2", "c3"], 4: ["c0", "c1", "c3"]}
+
+
+def test_clients_make_the_next_rounds_masks_while_they_wait_and_use_them(monkeypatch: pytest.MonkeyPatch) -> None:
+    from jointly.protocols.secagg import client as secagg_client
+
+    made, used = [], []
+    real_make, real_masked = secagg_client.precompute_mask, secagg_client.masked_message
+
+    def make(state: Any) -> None:
+        made.append(state.name)
+        real_make(state)
+
+    def masked(state: Any, vector: np.ndarray) -> Any:
+        used.append(state.premask is not None)
+        return real_masked(state, vector)
+
+    monkeypatch.setattr("jointly.learn.horizontal.client.precompute_mask", make)
+    monkeypatch.setattr(secagg_client, "masked_message", masked)
+    plain, _, _ = train_federated(breast(4), FedAvg(), ServerConfig(rounds=4))
+    secure, _, _ = train_federated(breast(4), FedAvg(), ServerConfig(rounds=4, secagg=2))
+    # rounds 3 and 4 had their rosters one task ahead: their masks were made while the clients waited
+    assert sorted(made) == sorted(["c0", "c1", "c2", "c3"] * 2)
+    assert used.count(True) == 8 and used.count(False) == 8
+    for a, b in zip(plain.weights, secure.weights, strict=True):
+        np.testing.assert_allclose(a, b, atol=1e-3)
 
 
 class _Quitting(MemoryEndpoint):
@@ -213,6 +243,11 @@ class _Quitting(MemoryEndpoint):
         if self.gone:
             raise self.Gone
         return super().recv_bytes(frm, tag, timeout)
+
+    def recv_first_bytes(self, frm: str, tags: Sequence[str], timeout: float) -> tuple[str, bytes]:
+        if self.gone:
+            raise self.Gone
+        return super().recv_first_bytes(frm, tags, timeout)
 
 
 def _with_a_quitter(secagg: int, after: str) -> FitResult:

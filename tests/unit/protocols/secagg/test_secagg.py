@@ -286,6 +286,131 @@ def test_masks_are_the_aes_ctr_keystream_of_the_seed(dtype: type, length: int) -
     assert length < 2 or not np.array_equal(prg(bytes(32), length, np.dtype(dtype)), expected)
 
 
+@pytest.mark.parametrize("gone", [None, "c2"])
+def test_server_asks_threshold_clients_to_unmask_and_the_others_only_if_one_is_gone(gone: str | None) -> None:
+    from jointly.protocols.secagg import answer_unmask, open_round
+    from jointly.protocols.secagg.server import collect_masked, unmask
+
+    cfg = SecAggConfig(threshold=3, **DROP)
+    clients = ["c0", "c1", "c2", "c3", "c4"]
+    updates = make_updates(clients, SHAPES)
+
+    def client(name: str) -> Callable[[Channel], str]:
+        def fn(ch: Channel) -> str:
+            state = ClientState(name=name, server=SERVER, config=cfg)
+            client_stages.advertise_keys(ch, state)
+            client_stages.share_keys(ch, state)
+            client_stages.masked_input(ch, state, encode_update(updates[name], num_examples=10, config=cfg))
+            if name == gone:
+                return "gone"  # after its input: the server needs shares of its self-mask from the others
+            tag, value = ch.recv_first(SERVER, ["unmask/request", "done"])
+            if tag == "done":
+                return "not asked"
+            ch.sub("unmask").send(SERVER, "shares", answer_unmask(state, value))
+            ch.recv(SERVER, "done")
+            return "asked"
+
+        return fn
+
+    def server(ch: Channel) -> SecAggResult:
+        state = open_round(ch, clients, SHAPES, config=cfg)
+        collect_masked(ch, state)
+        result = unmask(ch, state, prefer=["c1", "c2", "c3"])
+        for c in clients:
+            ch.send(c, "done", True)
+        return result
+
+    hub = MemoryHub([SERVER, *clients])
+    results = hub.run({SERVER: server, **{c: client(c) for c in clients}}, timeout=60)
+    asked = {c for c in clients if results[c] == "asked"}
+    assert asked == ({"c1", "c2", "c3"} if gone is None else {"c0", "c1", "c3", "c4"})
+    requests = [dst for src, dst, tag, _ in hub.log if src == SERVER and tag == "unmask/request"]
+    assert sorted(requests) == sorted(asked | ({gone} if gone else set()))
+    want = expected_sum({c: (updates[c], 10) for c in clients}, clients, weighted=True)
+    result = results[SERVER]
+    assert result.survivors == tuple(clients) and result.total_examples == 50
+    for got, exp in zip(result.sum, want, strict=True):
+        np.testing.assert_allclose(got, exp, atol=1e-3)
+
+
+def test_a_client_answers_one_unmasking_request_only() -> None:
+    from jointly.protocols.secagg import answer_unmask, open_round
+    from jointly.protocols.secagg.common import UnmaskRequest
+
+    cfg = SecAggConfig(threshold=2, **FAST)
+    states: dict[str, ClientState] = {}
+
+    def client(name: str) -> Callable[[Channel], None]:
+        def fn(ch: Channel) -> None:
+            states[name] = state = ClientState(name=name, server=SERVER, config=cfg)
+            client_stages.advertise_keys(ch, state)
+            client_stages.share_keys(ch, state)
+
+        return fn
+
+    clients = ["c0", "c1", "c2"]
+    hub = MemoryHub([SERVER, *clients])
+
+    hub.run({SERVER: lambda ch: open_round(ch, clients, SHAPES, config=cfg), **{c: client(c) for c in clients}})
+    state = states["c0"]
+    answer_unmask(state, UnmaskRequest(survivors=clients, dropped=[]))
+    with pytest.raises(ProtocolViolation, match="second unmasking request"):  # e.g. c2 said dropped this time
+        answer_unmask(state, UnmaskRequest(survivors=["c0", "c1"], dropped=["c2"]))
+
+
+@pytest.mark.parametrize("dtype", [np.uint64, np.uint32])
+def test_mask_expander_adds_and_subtracts_each_seeds_keystream_modulo_the_ring(dtype: type) -> None:
+    from jointly.protocols.secagg.common import MaskExpander, prg
+
+    length, dt = 1001, np.dtype(dtype)
+    a, b = bytes(range(32)), bytes(range(1, 33))
+    start = np.random.default_rng(0).integers(0, np.iinfo(dt).max, size=length, dtype=dt, endpoint=True)
+    got = start.copy()
+    expander = MaskExpander(length, dt)
+    expander.add(got, a)
+    expander.subtract(got, b)  # the buffer is reused: b's stream must not carry anything of a's
+    with np.errstate(over="ignore"):
+        np.testing.assert_array_equal(got, start + prg(a, length, dt) - prg(b, length, dt))
+    expander.subtract(got, a)
+    expander.add(got, b)
+    np.testing.assert_array_equal(got, start)
+    with pytest.raises(ProtocolViolation, match="32 bytes"):
+        expander.add(got, b"short")
+
+
+def test_masks_made_ahead_give_the_same_input_and_cancel_without_a_client_that_never_shared() -> None:
+    from jointly.protocols.secagg import accept_keys, begin, precompute_mask, public_keys, route_shares
+    from jointly.protocols.secagg.common import AdvertiseKeys, prg
+
+    cfg = SecAggConfig(threshold=3, **FAST)
+    clients = ["c0", "c1", "c2", "c3"]
+    states = {c: ClientState(name=c, server=SERVER, config=cfg) for c in clients}
+    server = begin(SERVER, clients, SHAPES, config=cfg)
+    keys = {c: AdvertiseKeys(*public_keys(s), config=cfg.fingerprint()) for c, s in states.items()}
+    roster = accept_keys(server, keys, party=SERVER)
+    sealed = {}
+    for c, s in states.items():
+        client_stages.accept_roster(s, roster)
+        precompute_mask(s)  # before the shares exist: masks with all four clients
+        sealed[c] = client_stages.seal_shares(s)
+    del sealed["c3"]  # c3 never shares: the others' masks with it must come off their inputs
+    bundles = route_shares(server, sealed, party=SERVER)
+    updates = make_updates(clients, SHAPES)
+    total = np.zeros(roster.length, dtype=cfg.dtype)
+    plain = np.zeros(roster.length, dtype=cfg.dtype)
+    for c in ["c0", "c1", "c2"]:
+        state = states[c]
+        client_stages.open_shares(state, bundles[c])
+        x = encode_update(updates[c], num_examples=10, config=cfg)
+        ahead = client_stages.masked_message(state, x).vector
+        assert state.premask is None  # used once
+        np.testing.assert_array_equal(ahead, client_stages.masked_message(state, x).vector)  # made on the spot
+        assert not np.array_equal(ahead, x)
+        total += ahead - prg(state.b_seed, roster.length, cfg.dtype)
+        plain += x
+    np.testing.assert_array_equal(total, plain)  # every pairwise mask cancelled, c3's included
+
+
 @pytest.mark.parametrize("bits", [32, 64])
 @pytest.mark.parametrize("weighted", [False, True])
 def test_encoding_is_clipped_weighted_fixed_point_with_the_count_last(bits: int, weighted: bool) -> None:
