@@ -26,16 +26,17 @@ from jointly.learn.horizontal.server import secagg_config
 from jointly.learn.horizontal.trainer import Trainer, round_seed
 from jointly.progress import NullProgress, Progress
 from jointly.protocols.secagg import (
+    UNMASK_REQUEST,
     ClientState,
     SealedShares,
     SecAggConfig,
     accept_roster,
-    answer_unmask,
     mask,
     open_shares,
     precompute_mask,
     prepare,
     public_keys,
+    reply_unmask,
     seal_shares,
     send_shares,
     share_when_ready,
@@ -297,12 +298,11 @@ def run_client(
             ch.send(server, "reply", reply)
             # the aggregator asks only some clients for unmasking shares: the next message may come first
             upcoming = f"round-{r + 1}/task" if r < start.rounds else "final/model"
-            tag, value = channel.recv_first(server, [f"round-{r}/secagg/unmask/request", upcoming])
+            tag, value = channel.recv_first(server, [f"round-{r}/secagg/{UNMASK_REQUEST}", upcoming])
             if tag == upcoming:
                 early = value
             else:
-                helping = sa.sub("unmask")
-                helping.send(server, "shares", answer_unmask(secure, value, stage=helping.namespace))
+                reply_unmask(sa, secure, value)
             nxt = ahead.states.get(r + 1)
             if sealing_next is not None and nxt is not None and nxt.roster is not None:
                 premasking = _Background(precompute_mask, nxt)  # the next round's masks while we wait for its task

@@ -393,7 +393,7 @@ class _Server:
         sampled = self.strategy.configure_round(r, list(self.state.alive), self.state.rng)
         threshold = 0
         if self.config.secagg:
-            threshold = max(self.config.secagg, len(sampled) // 2 + 1)
+            threshold = self._threshold(len(sampled))
         config = dict(self.strategy.client_config(r))
         evaluate = (r - 1) % self.config.eval_every == 0
         weights = self.state.weights
@@ -505,7 +505,7 @@ class _Server:
         nxt = None
         keys_next = self.keys_ahead.get(r + 1, {})
         if r < self.config.rounds and set(live) == set(self.state.alive) and all(c in keys_next for c in live):
-            next_cfg = self._secagg(max(self.config.secagg, len(live) // 2 + 1))
+            next_cfg = self._secagg(self._threshold(len(live)))
             nxt = begin(self.ch.party, live, self.shapes, config=next_cfg)
             accept_keys(nxt, self._advertised(keys_next, next_cfg), party=self.ch.party, stage=stage)
             del self.keys_ahead[r + 1]  # bound to this roster now
@@ -528,6 +528,10 @@ class _Server:
                 self.keys_ahead.setdefault(k, {})[name] = _keys_from(pair, name)
         if reply.next_shares is not None and self.secure_ahead is not None and name in self.secure_ahead.clients:
             self.shares_ahead[name] = reply.next_shares
+
+    def _threshold(self, clients: int) -> int:
+        """The secure-aggregation threshold for a round of ``clients``: the job's, and a majority at least."""
+        return max(self.config.secagg, clients // 2 + 1)
 
     def _secagg(self, threshold: int) -> SecAggConfig:
         return secagg_config(

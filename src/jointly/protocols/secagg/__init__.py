@@ -64,6 +64,7 @@ per client and ``O(n * |U2 - U3|)`` on the server.
 from __future__ import annotations
 
 from jointly.protocols.secagg.client import (
+    UNMASK_REQUEST,
     ClientState,
     SecAggClientResult,
     accept_roster,
@@ -75,6 +76,7 @@ from jointly.protocols.secagg.client import (
     precompute_mask,
     prepare,
     public_keys,
+    reply_unmask,
     run_secagg_client,
     seal_shares,
     send_shares,
@@ -104,6 +106,7 @@ from jointly.protocols.secagg.server import (
 )
 
 __all__ = [
+    "UNMASK_REQUEST",
     "AdvertiseKeys",
     "ClientState",
     "MaskedInput",
@@ -130,6 +133,7 @@ __all__ = [
     "prepare",
     "public_keys",
     "relay_shares",
+    "reply_unmask",
     "route_shares",
     "run_secagg_client",
     "run_secagg_server",

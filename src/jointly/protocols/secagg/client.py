@@ -38,6 +38,10 @@ from jointly.protocols.secagg.common import (
 )
 
 MASK_KEY, SELF_SEED = 0, 1  # positions of the two secrets in every Shamir share
+_UNMASK = "unmask"  # stage 4's namespace
+#: the tag of the server's stage-4 request, relative to the secure aggregation's channel: for a client that
+#: receives it itself (with :meth:`~jointly.channel.Channel.recv_first`) and answers with :func:`reply_unmask`
+UNMASK_REQUEST = f"{_UNMASK}/request"
 
 
 @dataclass
@@ -259,8 +263,13 @@ def _masks(state: ClientState, peers: Sequence[str], *, self_mask: bool = True) 
 
 def unmask(channel: Channel, state: ClientState) -> None:
     """Stage 4: reveal shares of survivors' self-mask seeds and of dropped clients' mask keys, never both."""
-    ch = channel.sub("unmask")
-    request = ch.recv(state.server, "request", timeout=state.config.client_timeout)
+    request = channel.recv(state.server, UNMASK_REQUEST, timeout=state.config.client_timeout)
+    reply_unmask(channel, state, request)
+
+
+def reply_unmask(channel: Channel, state: ClientState, request: object) -> None:
+    """Stage 4's answer to the server's request (received under :data:`UNMASK_REQUEST`), sent to it."""
+    ch = channel.sub(_UNMASK)
     ch.send(state.server, "shares", answer_unmask(state, request, stage=ch.namespace))
 
 
