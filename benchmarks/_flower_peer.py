@@ -12,9 +12,18 @@ writes them with jointly's own loader), and ``test.npz`` (``x, y``), the union o
 rows on which Flower evaluates the global model centrally (the same number as jointly's federated
 evaluation: the example-weighted mean of the clients' accuracies).
 
-Flower runs as a local deployment, no Ray: one ``flower-superlink`` and one ``flower-supernode`` per
-client, separate processes talking over loopback (insecure: Flower's TLS is off, jointly's mutual TLS
-is on), and the app is submitted with ``flwr run``.  The ServerApp uses Flower's workflow API
+Flower runs one of two ways (``--mode``):
+
+- ``deployment`` (default): its local deployment, one ``flower-superlink`` and one
+  ``flower-supernode`` per client, separate processes talking over loopback (insecure: Flower's TLS
+  is off, jointly's mutual TLS is on), the app submitted with ``flwr run``.  A SuperNode starts a
+  fresh ``flwr-clientapp`` process for every message it gets.
+- ``simulation``: its Simulation Runtime (``flwr.simulation.run_simulation`` on Ray), the ServerApp
+  in this process and the ClientApps in long-lived Ray actors that keep their state between
+  messages, one CPU each (so on this 2-core machine two clients train at a time); messages pass in
+  memory, nothing crosses a network.
+
+The ServerApp uses Flower's workflow API
 (``DefaultWorkflow`` with the classic ``FedAvg`` strategy), the only API on which Flower offers
 secure aggregation: ``--secagg`` swaps in ``SecAggPlusWorkflow`` (with every client sharing keys with
 every other, and a reconstruction threshold of a strict majority, as jointly's default) and the
@@ -61,6 +70,37 @@ def _model(model_json: str) -> Any:
 
 
 # -- the Flower app (loaded by the flwr-serverapp / flwr-clientapp processes) ---------------------
+CONFIG_ENV = "JOINTLY_FLWR_CONFIG"  # simulation: the run config, as a JSON file (Ray actors inherit it)
+
+
+_CONFIGS: dict[str, dict[str, Any]] = {}
+
+
+def _run_config(context: Any) -> dict[str, Any]:
+    """The app's run config: from ``flwr run`` (deployment) or the file named in $JOINTLY_FLWR_CONFIG."""
+    if "rounds" in context.run_config:
+        return dict(context.run_config)
+    path = os.environ[CONFIG_ENV]
+    if path not in _CONFIGS:
+        _CONFIGS[path] = json.loads(Path(path).read_text())
+    return _CONFIGS[path]
+
+
+def _node_config(context: Any) -> dict[str, Any]:
+    """This client's data, index and byte log: from --node-config, or from the simulated partition-id."""
+    node = context.node_config
+    if "data" in node:
+        return dict(node)
+    cfg = _run_config(context)
+    index = int(node["partition-id"])
+    name = str(cfg["clients"]).split(",")[index]
+    return {
+        "data": str(Path(str(cfg["data-dir"])) / f"{name}.npz"),
+        "index": index,
+        "log": str(Path(str(cfg["logs"])) / f"{name}.bytes.jsonl"),
+    }
+
+
 def _server_main(grid: Any, context: Any) -> None:
     from flwr.common import ndarrays_to_parameters
     from flwr.server import LegacyContext, ServerConfig
@@ -70,7 +110,7 @@ def _server_main(grid: Any, context: Any) -> None:
     from jointly.learn.horizontal.models import get_weights
     from jointly.learn.horizontal.trainer import LocalData, TrainConfig, Trainer, combine_eval
 
-    cfg = context.run_config
+    cfg = _run_config(context)
     began = time.time()
     clients = int(cfg["num-clients"])
     rounds = int(cfg["rounds"])
@@ -129,7 +169,7 @@ _TRAINERS: dict[str, Any] = {}
 def _trainer(context: Any) -> Any:
     from jointly.learn.horizontal.trainer import LocalData, TrainConfig, Trainer
 
-    cfg, node = context.run_config, context.node_config
+    cfg, node = _run_config(context), _node_config(context)
     path = str(node["data"])
     if path not in _TRAINERS:
         torch.set_num_threads(int(cfg["threads"]))
@@ -154,7 +194,7 @@ def _client_fn(context: Any) -> Any:
     from jointly.learn.horizontal.trainer import round_seed  # the seeds jointly's clients train with
 
     trainer = _trainer(context)
-    seed, index = int(context.run_config["seed"]), int(context.node_config["index"])
+    seed, index = int(_run_config(context)["seed"]), int(_node_config(context)["index"])
 
     class BenchClient(NumPyClient):  # type: ignore[misc]
         def fit(self, parameters: list[np.ndarray], config: dict[str, Any]) -> Any:
@@ -173,7 +213,7 @@ def _count_bytes(msg: Any, context: Any, call_next: Any) -> Any:
     reply = call_next(msg, context)
     size_out = recorddict_to_proto(reply.content).ByteSize() if reply.has_content() else 0
     line = {"round": msg.metadata.group_id, "type": msg.metadata.message_type, "in": size_in, "out": size_out}
-    with open(str(context.node_config["log"]), "a") as fh:
+    with open(str(_node_config(context)["log"]), "a") as fh:
         fh.write(json.dumps(line) + "\n")
     return reply
 
@@ -310,6 +350,17 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "test": str(data_dir / "test.npz"),
         "result": str(result_file),
     }
+    logs = work / "logs"
+    logs.mkdir()
+    if args.mode == "simulation":
+        return _simulate(
+            args,
+            config | {"clients": ",".join(clients), "data-dir": str(data_dir), "logs": str(logs)},
+            t0,
+            work,
+            clients,
+            logs,
+        )
     app_dir = work / "app"
     _write_app(app_dir, config, bool(args.secagg))
     home = work / "flwr-home"
@@ -325,8 +376,6 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         f'[superlink]\ndefault = "bench"\n\n[superlink.bench]\naddress = "127.0.0.1:{port}"\ninsecure = true\n'
     )
     bindir = Path(sys.executable).parent
-    logs = work / "logs"
-    logs.mkdir()
     procs: list[subprocess.Popen[bytes]] = []
     memory = MemorySampler([]).start()  # the SuperLink and SuperNodes are added as they start
 
@@ -403,6 +452,47 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     out = _summarise(server, t0, t_submit, wall, clients, logs, args)
     out["peak_mb"] = round(memory.peak_mb, 1)
     out["submit"] = submit.stdout.strip()[-500:]
+    return _finish(out, work, args)
+
+
+def _simulate(
+    args: argparse.Namespace, config: dict[str, Any], t0: float, work: Path, clients: list[str], logs: Path
+) -> dict[str, Any]:
+    """Flower's Simulation Runtime: ServerApp here, ClientApps in Ray actors of one CPU each."""
+    from flwr.simulation import run_simulation
+
+    config_file = work / "run_config.json"
+    config_file.write_text(json.dumps(config))
+    # Ray's workers inherit this process's environment: the run config and where _flower_peer lives.
+    os.environ[CONFIG_ENV] = str(config_file)
+    os.environ["PYTHONPATH"] = os.pathsep.join([str(HERE), *filter(None, [os.environ.get("PYTHONPATH")])])
+    os.environ.setdefault("RAY_DEDUP_LOGS", "0")
+    server_app, client_app, client_secagg = _apps()
+    cpus = os.cpu_count() or 1
+    memory = MemorySampler([os.getpid()]).start()  # Ray's GCS, raylet and workers are its children
+    t_submit = time.time()
+    try:
+        run_simulation(
+            server_app=server_app,
+            client_app=client_secagg if args.secagg else client_app,
+            num_supernodes=len(clients),
+            backend_config={
+                "client_resources": {"num_cpus": 1, "num_gpus": 0.0},
+                "init_args": {"num_cpus": cpus, "num_gpus": 0, "include_dashboard": False, "log_to_driver": False},
+            },
+        )
+    finally:
+        memory.close()
+    wall = time.time() - t0
+    result_file = Path(str(config["result"]))
+    if not result_file.exists():
+        raise RuntimeError(f"Flower's simulation ended without a result; logs in {logs}")
+    out = _summarise(json.loads(result_file.read_text()), t0, t_submit, wall, clients, logs, args)
+    out["peak_mb"] = round(memory.peak_mb, 1)
+    return _finish(out, work, args)
+
+
+def _finish(out: dict[str, Any], work: Path, args: argparse.Namespace) -> dict[str, Any]:
     if args.keep:
         out["workdir"] = str(work)
     else:
@@ -446,8 +536,13 @@ def _summarise(
     ]
     final = next(h for h in server["history"] if h["round"] == max(rounds))
     return {
-        "flwr_version": _flwr_version(),
-        "deployment": "local (flower-superlink + one flower-supernode per client, subprocess isolation, no Ray)",
+        "flwr_version": _version("flwr"),
+        "mode": args.mode,
+        "deployment": (
+            "local (flower-superlink + one flower-supernode per client, subprocess isolation, no Ray)"
+            if args.mode == "deployment"
+            else f"simulation runtime (Ray {_version('ray')}, one ClientApp actor per CPU, in-memory messages)"
+        ),
         "secagg": bool(args.secagg),
         "clients": len(clients),
         "rounds": per_round,
@@ -465,10 +560,10 @@ def _summarise(
     }
 
 
-def _flwr_version() -> str:
+def _version(package: str) -> str:
     import importlib.metadata
 
-    return importlib.metadata.version("flwr")
+    return importlib.metadata.version(package)
 
 
 def main() -> None:
@@ -484,6 +579,12 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1, help="torch threads per client")
     parser.add_argument("--secagg", action="store_true", help="SecAgg+ (SecAggPlusWorkflow + secaggplus_mod)")
+    parser.add_argument(
+        "--mode",
+        choices=("deployment", "simulation"),
+        default="deployment",
+        help="Flower's local deployment (processes on loopback) or its Simulation Runtime (Ray actors)",
+    )
     parser.add_argument("--clipping-range", type=float, default=8.0, help="SecAgg+ clipping of each weight")
     parser.add_argument("--timeout", type=float, default=3600.0)
     parser.add_argument("--keep", action="store_true", help="keep the work folder (logs) and print its path")

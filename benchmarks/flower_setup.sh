@@ -11,9 +11,11 @@
 # Then:   benchmarks/.flwr-venv/bin/python benchmarks/_flower_peer.py --help
 #
 # The pins (Python 3.11, CPU only):
-#   flwr==1.41.0     the peer under test (1.42.0 needs a certifi release newer than the index serves here).
-#                    No Ray (no `flwr[simulation]`): the benchmark runs Flower's SuperLink and SuperNodes
-#                    as separate processes on loopback (its local deployment).
+#   flwr[simulation]==1.41.0
+#                    the peer under test (1.42.0 needs a certifi release newer than the index serves here).
+#                    The benchmark runs Flower both ways: its local deployment (SuperLink and SuperNodes as
+#                    separate processes on loopback) and its Simulation Runtime, which needs Ray:
+#   ray==2.55.1      the Ray that flwr 1.41.0's `simulation` extra pins (CPU only).
 #   torch==2.13.0    the same torch as jointly, so both sides train the very same model code.  Where a local
 #                    CPU build is offered to pip (this machine's find-links) pip takes it; elsewhere PyPI's
 #                    2.13.0 comes with its CUDA dependencies (several GB, still runs on CPU).
@@ -25,7 +27,8 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 venv="${FLWR_VENV:-$here/.flwr-venv}"
 py="${FLWR_PYTHON:-python3.11}"
 pins=(
-  "flwr==1.41.0"
+  "flwr[simulation]==1.41.0"
+  "ray==2.55.1"
   "torch==2.13.0"
   "numpy==2.3.5"
   "psutil==7.2.2"
@@ -40,8 +43,9 @@ peer="$here/_flower_peer.py"
 verify() {
   "$venv/bin/python" - <<'EOF'
 import importlib.metadata as md
-import numpy, psutil, torch
+import numpy, psutil, ray, torch
 import flwr
+from flwr.simulation import run_simulation  # noqa: F401  (the Simulation Runtime, on Ray)
 # what benchmarks/_flower_peer.py uses: the workflow API (the one with SecAgg+)
 from flwr.client import ClientApp, NumPyClient  # noqa: F401
 from flwr.client.mod import secaggplus_mod  # noqa: F401
@@ -49,7 +53,7 @@ from flwr.common.serde import recorddict_to_proto  # noqa: F401
 from flwr.server import LegacyContext, ServerApp, ServerConfig  # noqa: F401
 from flwr.server.strategy import FedAvg  # noqa: F401
 from flwr.server.workflow import DefaultWorkflow, SecAggPlusWorkflow  # noqa: F401
-print(f"flwr {md.version('flwr')} | numpy {numpy.__version__} | torch {torch.__version__} | psutil {psutil.__version__}")
+print(f"flwr {md.version('flwr')} | ray {ray.__version__} | numpy {numpy.__version__} | torch {torch.__version__} | psutil {psutil.__version__}")
 EOF
   for exe in flower-superlink flower-supernode flwr; do
     [[ -x "$venv/bin/$exe" ]] || { echo "missing $venv/bin/$exe"; return 1; }

@@ -1,11 +1,11 @@
 """Horizontal federated learning benchmark: jointly (an aggregator and N client node processes over
-loopback mutual-TLS gRPC) against Flower (its local deployment: a SuperLink and N SuperNodes) with the
-same model, the same data split, the same local training and the same seeds, with and without secure
-aggregation.
+loopback mutual-TLS gRPC) against Flower, run two ways (its Simulation Runtime on Ray, and its local
+deployment: a SuperLink and N SuperNodes), with the same model, the same data split, the same local
+training and the same seeds, with and without secure aggregation.
 
     python benchmarks/horizontal.py [--quick] [--datasets digits_iid,digits_dirichlet,default_credit_homo]
                                     [--clients 5,10] [--rounds 20] [--no-flower] [--no-secagg]
-                                    [--flower-short 3] [--repeat 2]
+                                    [--flower-modes simulation,deployment] [--flower-short 3] [--repeat 2]
 
 Data:
 * ``digits_iid`` / ``digits_dirichlet``: scikit-learn's digits (8x8 images scaled to [0, 1], 10
@@ -40,11 +40,18 @@ bytes sent + received; Flower's protobuf-encoded messages in and out of the clie
 ``seconds`` is the whole job from submission.
 
 Flower runs through ``benchmarks/_flower_peer.py`` in its own virtual environment
-(``benchmarks/flower_setup.sh``); without it the Flower rows are skipped, and said so.  Its
-deployment starts a fresh ``flwr-clientapp`` process for every message a SuperNode receives (about
-20 s per plain round of 5 clients here, 70 s per SecAgg+ round, whose four stages are four messages),
-so by default its SecAgg+ runs stop after ``--flower-short`` (3) rounds: their accuracy is compared
-with jointly's after as many rounds and their round time is the median of rounds 2..3.
+(``benchmarks/flower_setup.sh``); without it the Flower rows are skipped, and said so.  It runs in
+two modes, each its own ``system``:
+
+* ``flower``: its Simulation Runtime (``run_simulation`` on Ray; the ClientApps are long-lived actors
+  of one CPU each and messages pass in memory), the fastest way Flower runs, and the peer the goals
+  are checked against.  Every run, SecAgg+ included, has the full ``--rounds``.
+* ``flower-deployment``: its local deployment (a SuperLink and one SuperNode per client on
+  loopback), the way separate parties would run it.  A SuperNode starts a fresh ``flwr-clientapp``
+  process for every message it receives (about 15 s per plain round of 5 clients here, 50 s per
+  SecAgg+ round, whose four stages are four messages), so by default its SecAgg+ runs stop after
+  ``--flower-short`` (3) rounds: their accuracy is compared with jointly's after as many rounds and
+  their round time is the median of rounds 2..3.
 """
 
 from __future__ import annotations
@@ -299,7 +306,12 @@ def _job(client: JobClient, spec: JobSpec, parties: list[str], pids: list[int]) 
     )
 
 
-def run_flower(spec: JobSpec, clients: list[str], flwr_data: Path, rounds: int, secagg: bool) -> Measured | None:
+FLOWER_SYSTEMS = {"simulation": "flower", "deployment": "flower-deployment"}
+
+
+def run_flower(
+    spec: JobSpec, clients: list[str], flwr_data: Path, rounds: int, secagg: bool, mode: str
+) -> Measured | None:
     if not FLWR_PYTHON.exists():
         print(
             f"  Flower is not installed ({FLWR_PYTHON} missing; run benchmarks/flower_setup.sh); skipping",
@@ -308,7 +320,7 @@ def run_flower(spec: JobSpec, clients: list[str], flwr_data: Path, rounds: int, 
         return None
     h = spec.horizontal
     assert h is not None
-    out = flwr_data / f"flower_{'secagg' if secagg else 'plain'}.json"
+    out = flwr_data / f"flower_{mode}_{'secagg' if secagg else 'plain'}.json"
     cmd = [
         str(FLWR_PYTHON),
         str(FLWR_PEER),
@@ -323,6 +335,7 @@ def run_flower(spec: JobSpec, clients: list[str], flwr_data: Path, rounds: int, 
         "--seed", str(h.seed),
         "--threads", "1",
         "--out", str(out),
+        "--mode", mode,
         *(["--secagg"] if secagg else []),
     ]  # fmt: skip
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(SRC), str(BENCH)])}
@@ -330,12 +343,14 @@ def run_flower(spec: JobSpec, clients: list[str], flwr_data: Path, rounds: int, 
     proc = subprocess.run(cmd, capture_output=True, text=True, check=False, env=env)
     seconds = time.perf_counter() - start
     if proc.returncode != 0 or not out.exists():
-        print(f"  Flower failed on {spec.name} (exit {proc.returncode}): {proc.stderr[-3000:]}", file=sys.stderr)
+        print(
+            f"  Flower ({mode}) failed on {spec.name} (exit {proc.returncode}): {proc.stderr[-3000:]}", file=sys.stderr
+        )
         return None
     res = json.loads(out.read_text())
     per_round = [int(r["bytes"]) for r in res["rounds"]]
     return Measured(
-        system="flower",
+        system=FLOWER_SYSTEMS[mode],
         accuracy=float(res["accuracy"]),
         seconds=float(res["wall_seconds"]),
         startup=float(res["startup_seconds"]),
@@ -390,7 +405,7 @@ def rows_of(m: Measured, ds: Dataset, clients: int, secagg: bool, test_rows: int
 
 def _show(m: Measured, secagg: bool) -> None:
     print(
-        f"  {m.system:8s} {'secagg' if secagg else 'plain ':6s} acc {m.accuracy:.4f} @{len(m.rounds)}  "
+        f"  {m.system:17s} {'secagg' if secagg else 'plain ':6s} acc {m.accuracy:.4f} @{len(m.rounds)}  "
         f"start {m.startup:6.2f} s  "
         f"round1 {float(m.rounds[0]['seconds']):6.2f} s  "
         f"steady {m.steady:7.3f} s/round  {statistics.median(m.bytes_per_round) / 1e6:7.3f} MB/round  "
@@ -400,35 +415,48 @@ def _show(m: Measured, secagg: bool) -> None:
 
 
 def summary(rows: list[Row]) -> list[str]:
-    """A side-by-side table: the goals (accuracy within 1 point, round time, secagg overhead, start-up)."""
+    """Side-by-side tables, one per Flower mode: the goals (accuracy within 1 point, round time,
+    secagg overhead, start-up)."""
     acc = {(r.task, r.dataset, r.system): r for r in rows if r.metric == "accuracy"}
-    lines = [
-        "## jointly vs Flower",
-        "",
-        "| config | secagg | acc jointly | acc Flower | Δ points | s/round jointly | s/round Flower | "
-        "jointly ÷ Flower | start-up jointly | start-up Flower | KB/round jointly | KB/round Flower |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
-    ]
-    for (task, dataset, system), r in acc.items():
-        if system != "jointly":
+    lines: list[str] = []
+    for peer in FLOWER_SYSTEMS.values():
+        if not any(system == peer for _, _, system in acc):
             continue
-        f = acc.get((task, dataset, "flower"))
-        p, q = r.params, (f.params if f else {})
-        ours, label = p["accuracy"], f"{p['accuracy']:.4f}"
-        if q and q["rounds"] < p["rounds"]:  # Flower ran fewer rounds: compare after as many
-            ours = p["accuracy_by_round"][q["rounds"] - 1]
-            label = f"{ours:.4f} @{q['rounds']} ({p['accuracy']:.4f} @{p['rounds']})"
-        lines.append(
-            f"| {dataset} | {p['secagg']} | {label} | {q.get('accuracy', float('nan')):.4f} "
-            f"{'@' + str(q['rounds']) if q else ''} | "
-            f"{100 * (ours - q.get('accuracy', float('nan'))):+.2f} | {p['seconds_per_round']:.3f} | "
-            f"{q.get('seconds_per_round', float('nan')):.3f} | "
-            f"{p['seconds_per_round'] / q['seconds_per_round'] if q else float('nan'):.3f} | "
-            f"{p['startup_seconds']:.2f} | {q.get('startup_seconds', float('nan')):.2f} | "
-            f"{p['bytes_per_round'] / 1e3:.0f} | {q.get('bytes_per_round', 0) / 1e3:.0f} |"
-        )
-    lines += ["", "Secure aggregation overhead (steady seconds per round, secagg ÷ plain):", ""]
-    for system in ("jointly", "flower"):
+        lines += [
+            f"## jointly vs {peer}",
+            "",
+            "| config | secagg | acc jointly | acc Flower | Δ points | s/round jointly | s/round Flower | "
+            "jointly ÷ Flower | start-up jointly | start-up Flower | first round done jointly | "
+            "first round done Flower | KB/round jointly | KB/round Flower |",
+            "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        ]
+        for (task, dataset, system), r in acc.items():
+            f = acc.get((task, dataset, peer))
+            if system != "jointly" or f is None:
+                continue
+            p, q = r.params, f.params
+            ours, label = p["accuracy"], f"{p['accuracy']:.4f}"
+            if q["rounds"] < p["rounds"]:  # Flower ran fewer rounds: compare after as many
+                ours = p["accuracy_by_round"][q["rounds"] - 1]
+                label = f"{ours:.4f} @{q['rounds']} ({p['accuracy']:.4f} @{p['rounds']})"
+            lines.append(
+                f"| {dataset} | {p['secagg']} | {label} | {q['accuracy']:.4f} @{q['rounds']} | "
+                f"{100 * (ours - q['accuracy']):+.2f} | {p['seconds_per_round']:.3f} | "
+                f"{q['seconds_per_round']:.3f} | {p['seconds_per_round'] / q['seconds_per_round']:.3f} | "
+                f"{p['startup_seconds']:.2f} | {q['startup_seconds']:.2f} | "
+                f"{p['startup_seconds'] + p['first_round_seconds']:.2f} | "
+                f"{q['startup_seconds'] + q['first_round_seconds']:.2f} | "
+                f"{p['bytes_per_round'] / 1e3:.0f} | {q['bytes_per_round'] / 1e3:.0f} |"
+            )
+        lines.append("")
+    if lines:
+        lines += [
+            "first round done: start-up plus the first round, from submission (Flower's simulation starts its Ray "
+            "actors during its first round).",
+            "",
+        ]
+    lines += ["Secure aggregation overhead (steady seconds per round, secagg ÷ plain):", ""]
+    for system in ("jointly", *FLOWER_SYSTEMS.values()):
         for (task, dataset, sys_), r in acc.items():
             if sys_ != system or task != "fedavg+secagg":
                 continue
@@ -439,9 +467,9 @@ def summary(rows: list[Row]) -> list[str]:
     return lines
 
 
-def notes_for(rounds: int, flower_short: int) -> list[str]:
+def notes_for(rounds: int, flower_short: int, modes: list[str]) -> list[str]:
     short = f"{min(rounds, flower_short)} rounds" if flower_short else f"{rounds} rounds"
-    return [
+    notes = [
         f"- {rounds} rounds, FedAvg, every client every round, 1 local epoch, batch 32, SGD lr 0.05 momentum 0.9, "
         "same initial model, data split and per-client seeds on both sides (Flower's clients run jointly's Trainer).",
         "- jointly: an aggregator node and one node per client, separate processes over mutual-TLS gRPC on "
@@ -450,16 +478,31 @@ def notes_for(rounds: int, flower_short: int) -> list[str]:
         "interleaved, --repeat times (default 2), each once the nodes are idle (params.settle_seconds: the last "
         "job's ledger replication), and each keeps the run with the lower median round time "
         "(params.steady_by_run has every run's: the spread between runs on this 2-core machine is up to 30%).",
-        "- Flower 1.41.0: local deployment (flower-superlink + one flower-supernode per client, subprocess "
-        "isolation, insecure HTTP, no Ray), its workflow API (DefaultWorkflow + FedAvg; SecAggPlusWorkflow + "
+        "- Flower 1.41.0, both modes: its workflow API (DefaultWorkflow + FedAvg; SecAggPlusWorkflow + "
         "secaggplus_mod with every client sharing with every other, threshold a strict majority), central "
-        "evaluation on the union of the clients' test rows.  A SuperNode starts a fresh `flwr-clientapp` "
-        "process for every message (4 per SecAgg+ round), which its round times include.",
-        f"- Flower's SecAgg+ runs stop after {short}; their accuracy is compared with jointly's after as many "
-        "rounds (the @k in the table) and their round time is the median of rounds 2..k.",
-        "- bytes per round: jointly's aggregator's bytes sent + received (gRPC payloads); Flower's "
-        "protobuf-encoded messages in and out of every client (no HTTP framing).",
+        "evaluation on the union of the clients' test rows.",
     ]
+    if "simulation" in modes:
+        notes.append(
+            "- `flower`: Flower's Simulation Runtime (run_simulation on Ray 2.55.1): the ServerApp in one process, "
+            "the ClientApps in long-lived Ray actors of one CPU each (two train at a time on this machine), "
+            "messages passed in memory (no network, no TLS).  Its start-up is from run_simulation to the first "
+            "configure_fit; starting Ray's actors falls in its first round (params.first_round_seconds).  "
+            f"SecAgg+ runs have all {rounds} rounds."
+        )
+    if "deployment" in modes:
+        notes += [
+            "- `flower-deployment`: Flower's local deployment (flower-superlink + one flower-supernode per client, "
+            "subprocess isolation, insecure HTTP, no Ray).  A SuperNode starts a fresh `flwr-clientapp` process "
+            "for every message (4 per SecAgg+ round), which its round times include.",
+            f"- flower-deployment's SecAgg+ runs stop after {short}; their accuracy is compared with jointly's "
+            "after as many rounds (the @k in the table) and their round time is the median of rounds 2..k.",
+        ]
+    notes.append(
+        "- bytes per round: jointly's aggregator's bytes sent + received (gRPC payloads); Flower's "
+        "protobuf-encoded messages in and out of every client (no HTTP framing)."
+    )
+    return notes
 
 
 def main() -> None:
@@ -467,6 +510,12 @@ def main() -> None:
         parser.add_argument("--clients", default=None, help="client counts for the digits sets (default 5,10)")
         parser.add_argument("--rounds", type=int, default=None, help="rounds (default 20; --quick 5)")
         parser.add_argument("--no-flower", action="store_true", help="skip Flower even where it is installed")
+        parser.add_argument(
+            "--flower-modes",
+            default="simulation,deployment",
+            help="how Flower runs: simulation (its Simulation Runtime on Ray, system 'flower') and/or deployment "
+            "(SuperLink + SuperNodes, system 'flower-deployment')",
+        )
         parser.add_argument("--no-secagg", action="store_true", help="skip the secure-aggregation runs")
         parser.add_argument(
             "--repeat",
@@ -479,8 +528,8 @@ def main() -> None:
             "--flower-short",
             type=int,
             default=3,
-            help="rounds Flower runs with secure aggregation (its deployment takes ~70 s per SecAgg+ round of "
-            "5 clients); its accuracy is then compared with jointly's after as many rounds (0: the full --rounds)",
+            help="rounds Flower's deployment runs with secure aggregation (~50 s per SecAgg+ round of 5 clients); "
+            "its accuracy is then compared with jointly's after as many rounds (0: the full --rounds)",
         )
 
     args, chosen = parse_args("horizontal", list(DATASETS), quick=["digits_iid"], extra=extra)
@@ -488,7 +537,11 @@ def main() -> None:
     rounds = args.rounds or (5 if args.quick else 20)
     repeat = args.repeat or (1 if args.quick else 2)
     rows: list[Row] = []
-    notes = notes_for(rounds, args.flower_short)
+    flower_modes = [m for m in args.flower_modes.split(",") if m]
+    unknown = sorted(set(flower_modes) - set(FLOWER_SYSTEMS))
+    if unknown:
+        raise SystemExit(f"--flower-modes: unknown {', '.join(unknown)} (known: {', '.join(FLOWER_SYSTEMS)})")
+    notes = notes_for(rounds, args.flower_short, flower_modes)
     for key in chosen:
         ds = DATASETS[key]
         for n in [ds.fixed_clients] if ds.fixed_clients else counts:
@@ -517,15 +570,16 @@ def main() -> None:
                 write_results("horizontal", rows, notes=[*notes, "", *summary(rows)])
                 if args.no_flower:
                     continue
-                for secagg, spec in zip(modes, specs, strict=True):
-                    short = args.flower_short and secagg
-                    k = min(rounds, args.flower_short) if short else rounds
-                    print(f"horizontal {key}: {n} clients, Flower, {k} rounds, secagg={secagg}", flush=True)
-                    peer = run_flower(spec, clients, flwr_data, k, secagg)
-                    if peer is not None:
-                        _show(peer, secagg)
-                        rows += rows_of(peer, ds, n, secagg, test_rows)
-                    write_results("horizontal", rows, notes=[*notes, "", *summary(rows)])
+                for mode in flower_modes:
+                    for secagg, spec in zip(modes, specs, strict=True):
+                        short = args.flower_short and secagg and mode == "deployment"
+                        k = min(rounds, args.flower_short) if short else rounds
+                        print(f"horizontal {key}: {n} clients, Flower {mode}, {k} rounds, secagg={secagg}", flush=True)
+                        peer = run_flower(spec, clients, flwr_data, k, secagg, mode)
+                        if peer is not None:
+                            _show(peer, secagg)
+                            rows += rows_of(peer, ds, n, secagg, test_rows)
+                        write_results("horizontal", rows, notes=[*notes, "", *summary(rows)])
     out = write_results("horizontal", rows, notes=[*notes, "", *summary(rows)])
     print(f"wrote {out}")
 
