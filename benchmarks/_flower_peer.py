@@ -69,7 +69,7 @@ def _model(model_json: str) -> Any:
     return build_model(ModelSpec(**raw)), int(raw.get("num_classes", 2))
 
 
-# -- the Flower app (loaded by the flwr-serverapp / flwr-clientapp processes) ---------------------
+# -- the Flower app (deployment: loaded by flwr-serverapp / flwr-clientapp; simulation: here and in Ray actors)
 CONFIG_ENV = "JOINTLY_FLWR_CONFIG"  # simulation: the run config, as a JSON file (Ray actors inherit it)
 
 
