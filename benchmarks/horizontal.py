@@ -481,7 +481,7 @@ def notes_for(rounds: int, flower_short: int, modes: list[str]) -> list[str]:
         "- Flower 1.41.0, both modes: its workflow API (DefaultWorkflow + FedAvg; SecAggPlusWorkflow + "
         "secaggplus_mod with every client sharing with every other, threshold a strict majority), central "
         "evaluation on the union of the clients' test rows.  Each Flower configuration runs once (its round "
-        "times are far from jointly's either way), so jointly's best-of---repeat favours jointly slightly in "
+        "times are far from jointly's either way), so jointly's best of --repeat runs favours jointly slightly in "
         "the jointly ÷ Flower column; the secagg ÷ plain ratios compare like with like.",
     ]
     if "simulation" in modes:
