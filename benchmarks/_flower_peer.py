@@ -553,6 +553,8 @@ def _summarise(
         "startup_seconds": fit[rounds[0]] - t_submit,
         # from launching the SuperLink (nothing running yet) to the first round
         "cold_start_seconds": fit[rounds[0]] - t0,
+        # wall-clock time (time.time()) of the first round's end: the harness counts from its launch of this process
+        "first_round_done_at": done[rounds[0]],
         "serverapp_started_seconds": float(timeline["serverapp_started"]) - t_submit,
         "training_seconds": done[max(rounds)] - fit[rounds[0]],
         "wall_seconds": wall,

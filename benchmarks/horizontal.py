@@ -28,10 +28,15 @@ combines the counts), Flower centrally on the union of those test rows: the same
 
 Reported per configuration (``params``): ``startup_seconds`` (job submission to the first round:
 jointly's ``submit`` until its aggregator reports federated training, polled every 0.1 s, on nodes
-that have run one 1-round warm-up job -- the first horizontal job on fresh nodes also loads torch in
-every node process: that job's start-up is ``cold_startup_seconds``; Flower's ``flwr run`` until its
-first ``configure_fit``, with the SuperLink and SuperNodes up -- from launching them it is
-``cold_start_seconds``), ``first_round_seconds``, ``seconds_per_round`` (the median of rounds 2..R,
+that have run one job before; Flower's ``flwr run`` (or ``run_simulation``) until its first
+``configure_fit``, with the SuperLink and SuperNodes up -- from launching them it is
+``cold_start_seconds``), the cold start of jointly's nodes (``nodes_start_seconds``,
+``nodes_warm_seconds``: launch until every node answers / has loaded torch and the learning runtime;
+``cold_startup_seconds``: the start-up of the nodes' first job, submitted once they are warm),
+``launch_to_first_round_done_seconds`` (both systems: from launching every process, nothing
+running, to the end of the first job's first round), ``single_node_start_seconds`` /
+``single_node_warm_seconds`` (one node launched alone, as on a party's own server),
+``first_round_seconds``, ``seconds_per_round`` (the median of rounds 2..R,
 also the value of the ``seconds_per_round`` row; jointly's jobs run ``--repeat`` times, plain and
 secagg interleaved, and each keeps its fastest run, all runs' medians in ``steady_by_run``),
 ``bytes_per_round`` (everything through the aggregator in a steady round: jointly's aggregator's
@@ -224,31 +229,38 @@ class Measured:
 def run_jointly(
     specs: list[JobSpec], parties: list[str], data: Path, tmp: Path, repeat: int = 1
 ) -> tuple[list[Measured], dict[str, Any]]:
-    """Start the parties' nodes, run a 1-round warm-up job, then the jobs of ``specs`` in turn, ``repeat`` times.
+    """Start the parties' nodes, run a 1-round first job, then the jobs of ``specs`` in turn, ``repeat`` times.
 
-    The first horizontal job on fresh nodes pays for loading torch and the learning code in every
-    node process; the warm-up job takes that (its start-up is reported as ``cold_startup_seconds``),
-    so the measured jobs start the way they would on a node that has run one before.  With
-    ``repeat > 1`` the specs run interleaved (plain, secagg, plain, secagg, ...) and each spec's run
-    with the lowest steady round time is kept; every run's steady time is in ``steady_by_run``.
-    Each job starts once the nodes are idle (``settle_seconds``: how long that took).
+    Cold start: the nodes are launched (nothing running), answer (``nodes_start_seconds``), warm up
+    by loading torch and the learning runtime (``nodes_warm_seconds``, from launch), and then get
+    their first job, 1 round of ``specs[0]``: its start-up is ``cold_startup_seconds`` and the end of
+    its round, from launch, ``launch_to_first_round_done_seconds``.  The measured jobs follow on the
+    same nodes.  With ``repeat > 1`` the specs run interleaved (plain, secagg, plain, secagg, ...) and
+    each spec's run with the lowest steady round time is kept; every run's steady time is in
+    ``steady_by_run``.  Each job starts once the nodes are idle (``settle_seconds``: how long that took).
     """
     fed = init_federation(parties, tmp / "fed", name="bench")
-    began = time.perf_counter()
     cold: dict[str, Any] = {}
     measured: list[Measured] = []
+    launched = time.perf_counter()
     with (
         LocalFederation(fed, tmp, data_dir=data, workers=1) as local,
         JobClient(local.federation, AGGREGATOR) as client,
     ):
-        cold["nodes_start_seconds"] = round(time.perf_counter() - began, 3)
+        cold["nodes_start_seconds"] = round(time.perf_counter() - launched, 3)
+        local.wait_warm()
+        cold["nodes_warm_seconds"] = round(time.perf_counter() - launched, 3)
         pids = [p.pid for p in local.processes.values()]
-        warm_up = JobSpec.from_dict(
-            {**specs[0].model_dump(mode="json", exclude_none=True), "name": "bench-warm-up"}
+        first_job = JobSpec.from_dict(
+            {**specs[0].model_dump(mode="json", exclude_none=True), "name": "bench-first-job"}
             | {"horizontal": {**specs[0].model_dump(mode="json", exclude_none=True)["horizontal"], "rounds": 1}}
         )
-        first = _job(client, warm_up, parties, pids)
+        submitted = time.perf_counter() - launched
+        first = _job(client, first_job, parties, pids)
         cold["cold_startup_seconds"] = round(first.startup, 3)
+        cold["launch_to_first_round_done_seconds"] = round(
+            submitted + first.startup + float(first.rounds[0]["seconds"]), 3
+        )
         runs: list[list[Measured]] = [[] for _ in specs]
         settled: list[float] = []
         for _ in range(max(1, repeat)):
@@ -261,6 +273,26 @@ def run_jointly(
             best.extra["steady_by_run"] = [round(m.steady, 4) for m in tried]
             measured.append(best)
     return measured, cold
+
+
+def single_node_start(tmp: Path, times: int = 3) -> dict[str, float]:
+    """One node launched alone (as on a party's own server): seconds until it answers and until it is warm.
+
+    The median of ``times`` launches, each with a fresh work directory.
+    """
+    fed = init_federation(["solo", "other"], tmp / "fed", name="bench-solo")
+    answer: list[float] = []
+    warm: list[float] = []
+    for i in range(times):
+        launched = time.perf_counter()
+        with LocalFederation(fed, tmp / f"run{i}", parties=["solo"], workers=1) as local:
+            answer.append(time.perf_counter() - launched)
+            local.wait_warm()
+            warm.append(time.perf_counter() - launched)
+    return {
+        "single_node_start_seconds": round(statistics.median(answer), 3),
+        "single_node_warm_seconds": round(statistics.median(warm), 3),
+    }
 
 
 def _job(client: JobClient, spec: JobSpec, parties: list[str], pids: list[int]) -> Measured:
@@ -339,6 +371,7 @@ def run_flower(
         *(["--secagg"] if secagg else []),
     ]  # fmt: skip
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(SRC), str(BENCH)])}
+    launched_at = time.time()  # wall clock, comparable with the peer's timestamps
     start = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True, check=False, env=env)
     seconds = time.perf_counter() - start
@@ -363,6 +396,7 @@ def run_flower(
             "deployment": res.get("deployment"),
             "auc": res.get("auc"),
             "cold_start_seconds": round(float(res["cold_start_seconds"]), 3),
+            "launch_to_first_round_done_seconds": round(float(res["first_round_done_at"]) - launched_at, 3),
             "peer_process_seconds": round(seconds, 3),
         },
     )
@@ -427,8 +461,9 @@ def summary(rows: list[Row]) -> list[str]:
             "",
             "| config | secagg | acc jointly | acc Flower | Δ points | s/round jointly | s/round Flower | "
             "jointly ÷ Flower | start-up jointly | start-up Flower | first round done jointly | "
-            "first round done Flower | KB/round jointly | KB/round Flower |",
-            "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+            "first round done Flower | from launch: first round done jointly | from launch: first round done "
+            "Flower | KB/round jointly | KB/round Flower |",
+            "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
         ]
         for (task, dataset, system), r in acc.items():
             f = acc.get((task, dataset, peer))
@@ -446,13 +481,17 @@ def summary(rows: list[Row]) -> list[str]:
                 f"{p['startup_seconds']:.2f} | {q['startup_seconds']:.2f} | "
                 f"{p['startup_seconds'] + p['first_round_seconds']:.2f} | "
                 f"{q['startup_seconds'] + q['first_round_seconds']:.2f} | "
+                f"{_seconds(p.get('launch_to_first_round_done_seconds'))} | "
+                f"{_seconds(q.get('launch_to_first_round_done_seconds'))} | "
                 f"{p['bytes_per_round'] / 1e3:.0f} | {q['bytes_per_round'] / 1e3:.0f} |"
             )
         lines.append("")
     if lines:
         lines += [
             "first round done: start-up plus the first round, from submission (Flower's simulation starts its Ray "
-            "actors during its first round).",
+            "actors during its first round).  From launch: the same for the first job, counted from launching "
+            "every process with nothing running (jointly: its nodes; Flower: the peer script, which starts Ray or "
+            "the SuperLink and SuperNodes).",
             "",
         ]
     lines += ["Secure aggregation overhead (steady seconds per round, secagg ÷ plain):", ""]
@@ -467,17 +506,28 @@ def summary(rows: list[Row]) -> list[str]:
     return lines
 
 
-def notes_for(rounds: int, flower_short: int, modes: list[str]) -> list[str]:
+def _seconds(value: Any) -> str:
+    return "" if value is None else f"{float(value):.2f}"
+
+
+def notes_for(rounds: int, flower_short: int, modes: list[str], solo: dict[str, float]) -> list[str]:
     short = f"{min(rounds, flower_short)} rounds" if flower_short else f"{rounds} rounds"
     notes = [
         f"- {rounds} rounds, FedAvg, every client every round, 1 local epoch, batch 32, SGD lr 0.05 momentum 0.9, "
         "same initial model, data split and per-client seeds on both sides (Flower's clients run jointly's Trainer).",
         "- jointly: an aggregator node and one node per client, separate processes over mutual-TLS gRPC on "
-        "loopback, one torch thread per client; start-up measured after a 1-round warm-up job on the same nodes "
-        "(the cold first job's start-up is in params.cold_startup_seconds); plain and secagg jobs run "
-        "interleaved, --repeat times (default 3), each once the nodes are idle (params.settle_seconds: the last "
-        "job's ledger replication), and each keeps the run with the lower median round time "
-        "(params.steady_by_run has every run's: the spread between runs on this 2-core machine is up to 30%).",
+        "loopback, one torch thread per client.  A node warms up after it starts: it loads torch and the "
+        "learning runtime in the background and then reports itself warm (params.nodes_start_seconds: launch "
+        "until every node answers; params.nodes_warm_seconds: until every node is warm, all of them loading at "
+        "once on this machine's 2 cores).  The first job (1 round) goes to the nodes once they are warm: its "
+        "start-up is params.cold_startup_seconds, and launch until its round is done "
+        "params.launch_to_first_round_done_seconds.  "
+        f"One node launched alone, as on a party's own server, answers in {solo['single_node_start_seconds']:.2f} s "
+        f"and is warm in {solo['single_node_warm_seconds']:.2f} s (median of 3).  The measured jobs follow on the "
+        "same nodes: plain and secagg jobs interleaved, --repeat times (default 3), each once the nodes are idle "
+        "(params.settle_seconds: the last job's ledger replication), and each keeps the run with the lower median "
+        "round time (params.steady_by_run has every run's: the spread between runs on this 2-core machine is up to "
+        "30%).",
         "- Flower 1.41.0, both modes: its workflow API (DefaultWorkflow + FedAvg; SecAggPlusWorkflow + "
         "secaggplus_mod with every client sharing with every other, threshold a strict majority), central "
         "evaluation on the union of the clients' test rows.  Each Flower configuration runs once (its round "
@@ -543,7 +593,14 @@ def main() -> None:
     unknown = sorted(set(flower_modes) - set(FLOWER_SYSTEMS))
     if unknown:
         raise SystemExit(f"--flower-modes: unknown {', '.join(unknown)} (known: {', '.join(FLOWER_SYSTEMS)})")
-    notes = notes_for(rounds, args.flower_short, flower_modes)
+    with tempfile.TemporaryDirectory(prefix="jointly-bench-horizontal-solo-") as solo_dir:
+        solo = single_node_start(Path(solo_dir))
+    print(
+        f"one node alone: answers in {solo['single_node_start_seconds']:.2f} s, "
+        f"warm in {solo['single_node_warm_seconds']:.2f} s",
+        flush=True,
+    )
+    notes = notes_for(rounds, args.flower_short, flower_modes, solo)
     for key in chosen:
         ds = DATASETS[key]
         for n in [ds.fixed_clients] if ds.fixed_clients else counts:
@@ -566,7 +623,7 @@ def main() -> None:
                 print(f"horizontal {key}: {n} clients, {rounds} rounds, jointly (plain, secagg)", flush=True)
                 ours, cold = run_jointly(specs, [AGGREGATOR, *clients], data, tmp / "jointly", repeat=repeat)
                 for secagg, m in zip(modes, ours, strict=True):
-                    m.extra.update(cold)
+                    m.extra.update(cold | solo)
                     _show(m, secagg)
                     rows += rows_of(m, ds, n, secagg, test_rows)
                 write_results("horizontal", rows, notes=[*notes, "", *summary(rows)])

@@ -82,6 +82,16 @@ def horizontal(tmp_path_factory: pytest.TempPathFactory) -> Any:
         local.stop()
 
 
+def test_nodes_warm_up_by_loading_the_learning_runtime_after_they_start(horizontal: LocalFederation) -> None:
+    horizontal.wait_warm(timeout=120)
+    with JobClient(horizontal.federation, "hub") as client:
+        assert all(client.health(p)["warm"] is True for p in PARTIES)
+    for party in PARTIES:  # warm because the load succeeded, not because it failed
+        log = horizontal.log_path(party).read_text()
+        assert f"node {party} warm: federated-learning runtime loaded in" in log, log[-2000:]
+        assert "could not preload" not in log
+
+
 def test_three_clients_train_the_cnn_on_digits_to_90_percent(horizontal: LocalFederation) -> None:
     outcome = run_job(horizontal, digits_spec("it-fedavg", CLIENTS), as_party="hub")
     assert outcome.succeeded, outcome.views

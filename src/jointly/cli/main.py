@@ -143,6 +143,7 @@ def node_start(
     the_node.start()
     api.start()
     the_node.write_api_info(api.url)
+    the_node.warm_up()
     console.print(f"node [bold]{party}[/] serving partners on port {the_node.server.port}; REST API {api.url}")
     try:
         the_node.wait()

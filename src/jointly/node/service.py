@@ -149,6 +149,7 @@ class Node:
         self._threads: dict[str, threading.Thread] = {}
         self._lock = threading.Lock()
         self._stopping = threading.Event()
+        self._warm = threading.Event()  # set by warm_up
 
     def _call(self, peer: str, method: str, payload: object) -> object:
         return self.server.call(peer, method, payload, timeout=30.0)
@@ -166,20 +167,34 @@ class Node:
         paillier.set_workers(self.workers)
         threading.Thread(target=self._prestart_workers, name="paillier-prestart", daemon=True).start()
         threading.Thread(target=self._housekeeping, name="node-housekeeping", daemon=True).start()
-        if os.environ.get("JOINTLY_PRELOAD", "learning") != "none":
-            threading.Thread(target=self._preload_learning, name="preload-torch", daemon=True).start()
         self.replicator.start()
 
-    def _preload_learning(self) -> None:
-        """Load torch and the federated-learning runtime now, so the first FL job does not wait seconds for it.
+    def warm_up(self) -> None:
+        """Load torch and the federated-learning runtime on a background thread, so jobs do not wait for it.
 
-        Costs the node about 200 MB of memory; ``JOINTLY_PRELOAD=none`` turns it off.
+        Call it once the node answers (its peer server and REST API are up): loading takes a second or
+        two of CPU and about 200 MB of memory.  A job that arrives meanwhile waits only for the rest of
+        the load.  ``health()["warm"]`` turns true when it is done (or has failed: the first
+        federated-learning job then loads it, or reports why it cannot); ``JOINTLY_PRELOAD=none``
+        skips the load and marks the node warm at once.
         """
-        time.sleep(1.0)  # after the node is up and answering
+        if os.environ.get("JOINTLY_PRELOAD", "learning") == "none":
+            self._warm.set()
+            return
+        threading.Thread(target=self._preload_learning, name="preload-torch", daemon=True).start()
+
+    def _preload_learning(self) -> None:
+        began = time.perf_counter()
         try:
             import jointly.runtime.horizontal  # noqa: F401
-        except Exception:  # the first horizontal job will load it (or report why it cannot)
+        except Exception:
             log.exception("could not preload the federated-learning runtime")
+        else:
+            log.info(
+                "node %s warm: federated-learning runtime loaded in %.2f s", self.party, time.perf_counter() - began
+            )
+        finally:
+            self._warm.set()
 
     def _prestart_workers(self) -> None:
         try:
@@ -258,7 +273,7 @@ class Node:
 
     def health(self) -> dict[str, Any]:
         running = self.store.count(state=RUNNING)
-        return {"party": self.party, "version": __version__, "jobs_running": running}
+        return {"party": self.party, "version": __version__, "jobs_running": running, "warm": self._warm.is_set()}
 
     def _member_record(self, caller: str, payload: dict[Any, Any]) -> JobRecord:
         job_id = payload.get("job_id")

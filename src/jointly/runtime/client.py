@@ -76,19 +76,29 @@ class JobClient:
             raise TransportError(f"node {party!r} gave a malformed health reply")
         return reply
 
-    def wait_ready(self, parties: list[str], *, timeout: float = 60.0) -> None:
-        """Wait until every party's node answers ``health``."""
+    def wait_ready(self, parties: list[str], *, timeout: float = 60.0, warm: bool = False) -> None:
+        """Wait until every party's node answers ``health`` (and, with ``warm``, reports itself warm).
+
+        A warm node has loaded its federated-learning runtime, so a job's start-up does not include
+        loading torch; nodes older than that report leave ``warm`` out and count as warm.
+        """
         deadline = time.monotonic() + timeout
         pending = list(parties)
         while pending:
             party = pending[0]
             try:
-                self.health(party, timeout=2.0)
-                pending.pop(0)
+                reply = self.health(party, timeout=2.0)
             except JointlyError as exc:
                 if time.monotonic() > deadline:
                     raise TransportError(f"node {party!r} did not come up within {timeout:g}s: {exc}") from exc
                 time.sleep(0.2)
+                continue
+            if not warm or reply.get("warm", True):
+                pending.pop(0)
+            elif time.monotonic() > deadline:
+                raise TransportError(f"node {party!r} answers but did not warm up within {timeout:g}s")
+            else:
+                time.sleep(0.1)
 
     def submit(self, spec: JobSpec, *, job_id: str | None = None) -> str:
         """Submit ``spec`` to this party's own node, which proposes it to the partners."""

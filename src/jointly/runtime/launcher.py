@@ -70,6 +70,11 @@ class LocalFederation:
         for party in self.parties:
             self.api_url(party, timeout=ready_timeout)
 
+    def wait_warm(self, *, timeout: float = 120.0) -> None:
+        """Wait until every started node has loaded its federated-learning runtime (see ``Node.warm_up``)."""
+        with JobClient(self.federation, self.parties[0]) as client:
+            client.wait_ready(self.parties, timeout=timeout, warm=True)
+
     def start_party(self, party: str) -> None:
         self.log_path(party).parent.mkdir(parents=True, exist_ok=True)
         cmd = [

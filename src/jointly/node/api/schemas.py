@@ -74,6 +74,7 @@ class Health(_Out):
     party: str
     version: str
     jobs_running: int
+    warm: bool = Field(description="the node has loaded its federated-learning runtime (jobs start without waiting)")
 
 
 class Me(_Out):

@@ -302,7 +302,7 @@ class FakeServices:
         if self.broken:
             raise RuntimeError("/secret/path/node.db is locked")
         running = sum(1 for j in self._jobs.jobs.values() if j["state"] == "running")
-        return {"party": PARTY, "version": "0.1.0", "jobs_running": running}
+        return {"party": PARTY, "version": "0.1.0", "jobs_running": running, "warm": True}
 
 
 def psi_spec(name: str = "overlap", *, dataset: str | None = None) -> dict[str, Any]:

@@ -65,7 +65,7 @@ def test_disabled_user_is_401(client: TestClient, services: FakeServices) -> Non
 def test_health_needs_no_token(client: TestClient) -> None:
     r = client.get("/api/health")
     assert r.status_code == 200
-    assert r.json() == {"party": "bank", "version": "0.1.0", "jobs_running": 0}
+    assert r.json() == {"party": "bank", "version": "0.1.0", "jobs_running": 0, "warm": True}
     assert r.headers["cache-control"] == "no-store"
 
 
