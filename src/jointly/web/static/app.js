@@ -15,7 +15,7 @@ const SVG_NS = "http://www.w3.org/2000/svg";
 const state = {
   token: sessionStorage.getItem(TOKEN_KEY),
   me: null, // {name, role}
-  health: null, // {party, version, jobs_running}
+  health: null, // {party, version, jobs_running, warm}
   view: 0, // bumped on every navigation: stale answers and polls are dropped
   timer: null,
   results: new Map(), // job id -> results answer (they do not change once a job succeeded)
@@ -171,7 +171,8 @@ async function refreshHeader() {
     return;
   }
   $("#party-name").textContent = state.health.party;
-  $("#node-info").textContent = `node v${state.health.version} · ${state.health.jobs_running} job(s) running`;
+  const warming = state.health.warm === false ? " · warming up" : "";
+  $("#node-info").textContent = `node v${state.health.version} · ${state.health.jobs_running} job(s) running${warming}`;
   document.title = `${state.health.party} · jointly node`;
 }
 
