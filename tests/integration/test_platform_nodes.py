@@ -155,11 +155,18 @@ def test_roles_and_bad_input_get_clear_errors(platform: tuple[LocalFederation, d
 
 def test_ledgers_are_replicated_and_verify_on_every_node(platform: tuple[LocalFederation, dict[str, Api]]) -> None:
     local, apis = platform
+    # a job of its own, so the ledgers hold every step of one (whatever ran before in this module)
+    job_id = apis["bank"].post("/api/jobs", {"spec": _psi_spec("ledgered")})["job_id"]
+    for party in ("telco", "insurer"):
+        apis[party].post(f"/api/jobs/{job_id}/approve", {})
+    for party in PARTIES:
+        assert _wait_state(apis[party], job_id, {"succeeded", "failed"})["state"] == "succeeded"
     deadline = time.monotonic() + 30
-    while True:
+    while True:  # until every node holds every party's ledger, this job's stages included
         reports = {p: apis[p].post("/api/ledger/verify") for p in PARTIES}
         held = {p: set(r["parties"]) for p, r in reports.items()}
-        if all(h >= set(PARTIES) for h in held.values()) or time.monotonic() > deadline:
+        compared = [reports[p]["parties"].get(p, {}).get("stage_digests", 0) for p in PARTIES]
+        if (all(h >= set(PARTIES) for h in held.values()) and all(compared)) or time.monotonic() > deadline:
             break
         time.sleep(0.5)
     for party, report in reports.items():
