@@ -251,9 +251,9 @@ def run_jointly(
         local.wait_warm()
         cold["nodes_warm_seconds"] = round(time.perf_counter() - launched, 3)
         pids = [p.pid for p in local.processes.values()]
+        raw = specs[0].model_dump(mode="json", exclude_none=True)
         first_job = JobSpec.from_dict(
-            {**specs[0].model_dump(mode="json", exclude_none=True), "name": "bench-first-job"}
-            | {"horizontal": {**specs[0].model_dump(mode="json", exclude_none=True)["horizontal"], "rounds": 1}}
+            {**raw, "name": "bench-first-job", "horizontal": {**raw["horizontal"], "rounds": 1}}
         )
         submitted = time.perf_counter() - launched
         first = _job(client, first_job, parties, pids)
